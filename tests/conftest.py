@@ -1,0 +1,81 @@
+"""Shared fixtures: real servers for the whole test session.
+
+Set SEATMAP_TEST_REDIS_URL / SEATMAP_TEST_DATABASE_URL to test against servers
+of your own (the Redis URL is used as given: pick a database number you can
+spare; on the Postgres server a fresh database is created for the session and
+dropped at its end). Unset, embedded servers are started in a temporary
+directory and stopped at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from urllib.parse import urlsplit
+
+import asyncpg
+import pytest
+
+from server.embedded import EmbeddedPostgres, EmbeddedRedis
+from server.migrate import apply_migrations
+
+
+def _database_url_for(server_url: str, database: str) -> str:
+    """`server_url` pointing at another database on the same server."""
+    return urlsplit(server_url)._replace(path=f"/{database}").geturl()
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A Redis for the session."""
+    if url := os.environ.get("SEATMAP_TEST_REDIS_URL"):
+        yield url
+        return
+    with EmbeddedRedis(tmp_path_factory.mktemp("redis")) as redis:
+        yield redis.url
+
+
+@pytest.fixture(scope="session")
+def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A Postgres server for the session, as a URL to a database there; tests may create their own."""
+    if url := os.environ.get("SEATMAP_TEST_DATABASE_URL"):
+        yield url
+        return
+    with EmbeddedPostgres(tmp_path_factory.mktemp("postgres")) as postgres:
+        yield postgres.url
+
+
+@pytest.fixture(scope="session")
+async def database_url(postgres_url: str) -> AsyncIterator[str]:
+    """A fresh database for the session with Seatmap's migrations applied."""
+    async with _scratch_database(postgres_url, "seatmap_test") as url:
+        await apply_migrations(url)
+        yield url
+
+
+@pytest.fixture
+async def empty_database_url(postgres_url: str) -> AsyncIterator[str]:
+    """A fresh database with nothing in it (no migrations) for one test."""
+    async with _scratch_database(postgres_url, "seatmap_empty") as url:
+        yield url
+
+
+@asynccontextmanager
+async def _scratch_database(server_url: str, prefix: str) -> AsyncIterator[str]:
+    """A new, uniquely named database on the server of `server_url`, dropped on exit."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(server_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    try:
+        yield _database_url_for(server_url, name)
+    finally:
+        admin = await asyncpg.connect(server_url)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
