@@ -1,0 +1,188 @@
+"""The live seat map over websocket: `GET /ws/events/{event_id}`.
+
+A connection follows one event through the hub and may send hold and
+release commands (with a buyer token). Everything the server writes goes
+through the client's sink (pre-framed bytes on the transport), so replies
+and diffs share one bounded buffer. Refusals before the upgrade are HTTP
+answers in the contract's error shape.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import msgspec
+from starlette.routing import WebSocketRoute
+from starlette.websockets import WebSocket
+
+from ..errors import BadRequest, NotFound, SeatmapError, Unauthorized
+from ..hub import Subscriber
+from ..metrics import METRICS
+from ..protocol import (
+    HoldFrame,
+    HoldOkFrame,
+    PingFrame,
+    PongFrame,
+    ReleaseFrame,
+    ReleaseOkFrame,
+    client_frame_decoder,
+    encoder,
+    error_frame,
+    iso_ms,
+)
+from ..services import Services, services_of
+from ..wire import Sink, sink_for, text_frame
+from .common import json_response
+
+log = logging.getLogger("seatmap.ws")
+
+
+class _RefOnly(msgspec.Struct):
+    ref: Any = None
+
+
+_ref_decoder = msgspec.json.Decoder(_RefOnly)
+
+
+def _ref_of(text: str) -> str | None:
+    """The `ref` of a frame that failed to decode, when it can be found."""
+    try:
+        ref = _ref_decoder.decode(text).ref
+    except msgspec.DecodeError:
+        return None
+    return ref if isinstance(ref, str) else None
+
+
+def _query_int(value: str | None, name: str) -> int | None:
+    if value is None:
+        return None
+    try:
+        number = int(value)
+    except ValueError:
+        raise BadRequest(f"'{name}' must be a whole number") from None
+    if number < 0:
+        raise BadRequest(f"'{name}' must not be negative")
+    return number
+
+
+class Connection:
+    """One client's session: its buyer (if any), sink and subscription."""
+
+    def __init__(self, services: Services, event: Any, buyer: str | None, sink: Sink) -> None:
+        self.services = services
+        self.event = event
+        self.buyer = buyer
+        self.sink = sink
+        self.subscriber: Subscriber | None = None
+
+    def reply(self, payload: bytes) -> None:
+        if not self.sink.write(text_frame(payload)) and self.subscriber is not None:
+            self.services.hub.cut_off(self.subscriber)
+
+    async def handle(self, text: str) -> None:
+        limit = self.services.settings.max_frame_bytes
+        if len(text) > limit:
+            self.reply(error_frame(BadRequest(f"frames may be at most {limit} bytes").body(), None))
+            return
+        try:
+            frame = client_frame_decoder.decode(text)
+        except msgspec.DecodeError as exc:
+            self.reply(error_frame(BadRequest(f"malformed frame: {exc}").body(), _ref_of(text)))
+            return
+        try:
+            self.reply(await self.dispatch(frame))
+        except SeatmapError as error:
+            self.reply(error_frame(error.body(), frame.ref))
+
+    async def dispatch(self, frame: HoldFrame | ReleaseFrame | PingFrame) -> bytes:
+        match frame:
+            case PingFrame(ref=ref):
+                return encoder.encode(PongFrame(ref))
+            case HoldFrame():
+                buyer = self._buyer()
+                granted = await self.services.holds.request(
+                    self.event,
+                    buyer,
+                    seats=frame.seats,
+                    count=frame.count,
+                    tier=frame.tier,
+                    section=frame.section,
+                    request_id=f"ws:{frame.ref}" if frame.ref else "",
+                )
+                reply = HoldOkFrame(
+                    ref=frame.ref,
+                    hold_id=granted.hold_id,
+                    seats=granted.seats,
+                    expires_at=iso_ms(granted.expires_ms),
+                    picked=granted.picked,
+                )
+                if granted.adjacent is not None:
+                    reply.adjacent = granted.adjacent
+                return encoder.encode(reply)
+            case ReleaseFrame():
+                buyer = self._buyer()
+                remaining = await self.services.holds.release(self.event, buyer, frame.hold_id, frame.seats)
+                return encoder.encode(ReleaseOkFrame(frame.ref, frame.hold_id, remaining))
+        raise BadRequest("unknown frame type")  # pragma: no cover - the decoder only yields the above
+
+    def _buyer(self) -> str:
+        if self.buyer is None:
+            raise Unauthorized("connect with ?token=<buyer token> to hold or release seats")
+        return self.buyer
+
+
+async def live_socket(websocket: WebSocket) -> None:
+    services = services_of(websocket)
+    params = websocket.query_params
+    try:
+        event = await services.catalog.get(websocket.path_params["event_id"])
+        token = params.get("token")
+        buyer = services.signer.buyer_of(token) if token else None
+        epoch = params.get("epoch")
+        since = _query_int(params.get("since"), "since")
+        compact = params.get("compact", "") in ("1", "true")
+    except SeatmapError as error:
+        await websocket.send_denial_response(json_response(error.body(), error.status))
+        return
+
+    await websocket.accept()
+    METRICS.ws_connections.inc()
+    sink = sink_for(websocket.scope.get("seatmap.send"), services.settings.client_buffer_bytes)
+    connection = Connection(services, event, buyer, sink)
+    try:
+        connection.subscriber = await services.hub.join(
+            event, sink, compact=compact, epoch=epoch, since=since
+        )
+        while True:
+            message = await websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                break
+            text = message.get("text")
+            if text is None:
+                connection.reply(error_frame(BadRequest("send JSON text frames, not binary").body(), None))
+                continue
+            await connection.handle(text)
+    except NotFound:  # pragma: no cover - the event existed a moment ago
+        pass
+    finally:
+        METRICS.ws_connections.dec()
+        if connection.subscriber is not None:
+            services.hub.leave(connection.subscriber)
+        sink.discard()
+
+
+class CaptureSend:
+    """ASGI middleware: keeps the server's own `send` in the websocket scope,
+    before Starlette wraps it, so the hub can reach the transport."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "websocket":
+            scope["seatmap.send"] = send
+        await self.app(scope, receive, send)
+
+
+routes = [WebSocketRoute("/ws/events/{event_id}", live_socket)]

@@ -1,0 +1,130 @@
+"""The ASGI application: routes, error handlers and the lifespan that owns
+every shared resource (pools, scripts, hub, background tasks), started and
+stopped in one place."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg
+from redis.asyncio import Redis
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.routing import Mount
+from starlette.staticfiles import StaticFiles
+
+from . import db
+from .api import events, health, holds, live, pages
+from .api.common import on_http_exception, on_seatmap_error, on_unexpected
+from .auth import TokenSigner
+from .catalog import EventCatalog
+from .errors import SeatmapError
+from .holds import HoldEngine
+from .hub import Hub
+from .live import LiveState
+from .migrate import apply_migrations
+from .scripts import Scripts
+from .services import Services
+from .settings import Settings
+from .supervise import Supervisor
+from .sweeper import Sweeper
+from .wire import CLOSE_SERVICE_RESTART
+
+log = logging.getLogger("seatmap.app")
+STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+
+
+class ConfigurationError(RuntimeError):
+    """The app cannot start with these settings."""
+
+
+@contextlib.asynccontextmanager
+async def open_services(settings: Settings) -> AsyncIterator[Services]:
+    """Connect to Redis and Postgres, apply migrations, load scripts, start
+    the background tasks; undo all of it on exit."""
+    if not settings.redis_url or not settings.database_url:
+        raise ConfigurationError(
+            "SEATMAP_REDIS_URL and SEATMAP_DATABASE_URL must be set for the app "
+            "(`seatmap serve` starts embedded servers when they are not)"
+        )
+    settings = settings.with_secrets()
+    assert settings.secret and settings.admin_token
+    redis = Redis.from_url(settings.redis_url, decode_responses=True, health_check_interval=30)
+    pool = await db.create_pool(settings.database_url)
+    supervisor = Supervisor()
+    try:
+        await apply_migrations(pool)
+        scripts = Scripts(redis)
+        await scripts.register()
+        catalog = EventCatalog(pool)
+        live_state = LiveState(scripts, db.owned_loader(pool))
+        hold_engine = HoldEngine(scripts, settings, on_state_missing=live_state.rebuild)
+        hub = Hub(settings.redis_url, live_state, catalog.get)
+        services = Services(
+            settings=settings,
+            redis=redis,
+            pool=pool,
+            scripts=scripts,
+            catalog=catalog,
+            live=live_state,
+            holds=hold_engine,
+            hub=hub,
+            signer=TokenSigner(settings.secret, settings.admin_token),
+            extra={},
+        )
+        sweeper = Sweeper(
+            hold_engine, live_state, catalog, settings.sweep_interval, settings.redis_watch_interval
+        )
+        services.extra["sweeper"] = sweeper
+        supervisor.start("hub-reader", hub.run_reader)
+        supervisor.start("hub-watch", lambda: hub.run_watch(settings.redis_watch_interval))
+        supervisor.start("sweeper", sweeper.run)
+        yield services
+    finally:
+        with contextlib.suppress(NameError):
+            closed = hub.close_all(CLOSE_SERVICE_RESTART, "server restarting: reconnect to resume")
+            if closed:
+                log.info("closed %d websocket client(s) with 1012 (resume elsewhere)", closed)
+        await supervisor.stop()
+        await pool.close()
+        await redis.aclose()
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    settings = settings or Settings.from_env()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Services]]:
+        async with open_services(settings) as services:
+            app.state.services = services
+            yield {"services": services}
+
+    return Starlette(
+        routes=[
+            *events.routes,
+            *holds.routes,
+            *health.routes,
+            *live.routes,
+            *pages.routes,
+            Mount("/static", StaticFiles(directory=STATIC_DIR, check_dir=False), name="static"),
+        ],
+        middleware=[Middleware(live.CaptureSend)],
+        exception_handlers={
+            SeatmapError: on_seatmap_error,
+            HTTPException: on_http_exception,
+            Exception: on_unexpected,
+        },
+        lifespan=lifespan,
+    )
+
+
+def app_from_env() -> Starlette:
+    """uvicorn factory (`server.app:app_from_env`), used by each worker process."""
+    return create_app(Settings.from_env())
+
+
+__all__ = ["ConfigurationError", "asyncpg", "create_app", "open_services"]
