@@ -164,13 +164,32 @@ def _stop_process(process: psutil.Process | subprocess.Popen[bytes], graceful: i
         return
     except psutil.AccessDenied as err:
         raise EmbeddedServerError(f"cannot stop leftover server process {process.pid}: {err}") from None
-    try:
-        process.wait(timeout)
-    except (subprocess.TimeoutExpired, psutil.TimeoutExpired):
-        logger.warning("server process %d did not stop within %.0fs; killing it", process.pid, timeout)
-        with contextlib.suppress(ProcessLookupError, psutil.NoSuchProcess):
-            process.kill()
-        process.wait(timeout)
+    if _wait_exit(process, timeout):
+        return
+    logger.warning("server process %d did not stop within %.0fs; killing it", process.pid, timeout)
+    with contextlib.suppress(ProcessLookupError, psutil.NoSuchProcess):
+        process.kill()
+    _wait_exit(process, timeout)
+
+
+def _wait_exit(process: psutil.Process | subprocess.Popen[bytes], timeout: float) -> bool:
+    if isinstance(process, subprocess.Popen):
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return False
+        return True
+    # Not our child: once it exits it is a zombie until its new parent reaps it, which some container
+    # inits do only now and then. A zombie holds no port and no files, so it counts as gone.
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if process.status() == psutil.STATUS_ZOMBIE:
+                return True
+        except psutil.NoSuchProcess:
+            return True
+        time.sleep(0.01)
+    return False
 
 
 # --- ports ---------------------------------------------------------------------------------------------
