@@ -53,6 +53,7 @@ import socket
 import stat
 import subprocess
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -215,7 +216,7 @@ def _any_free_port() -> int:
 # --- the common life cycle --------------------------------------------------------------------------------
 
 
-class _EmbeddedServer:
+class _EmbeddedServer(ABC):
     """Start, share, adopt and stop one server process living in `directory`; subclasses say how."""
 
     label: ClassVar[str]
@@ -233,35 +234,38 @@ class _EmbeddedServer:
 
     # Subclass hooks.
 
-    def _check_binaries(self) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def _check_binaries(self) -> None: ...
 
     def _prepare(self) -> None:
-        """Make the directory ready for a server (write config, initialise data); runs under the lock."""
+        """Make the directory ready for a server (initialise its data); runs under the start lock."""
+        return None  # nothing by default
 
-    def _command(self, port: int) -> list[str]:
-        raise NotImplementedError
+    @abstractmethod
+    def _command(self, port: int) -> list[str]: ...
 
     def _spawn_options(self) -> dict[str, Any]:
         return {}
 
     @property
+    @abstractmethod
     def _server_cwd(self) -> Path:
         """The directory the server process works in: with its name, how a leftover is recognised."""
         raise NotImplementedError
 
     @property
-    def _pidfile(self) -> Path:
-        raise NotImplementedError
+    @abstractmethod
+    def _pidfile(self) -> Path: ...
 
-    def _is_ready(self, port: int, server_pid: int) -> bool:
-        raise NotImplementedError
+    @abstractmethod
+    def _is_ready(self, port: int, server_pid: int) -> bool: ...
 
     def _after_ready(self, port: int) -> None:
         """Work that needs the running server (creating the database)."""
+        return None  # nothing by default
 
-    def _make_url(self, port: int) -> str:
-        raise NotImplementedError
+    @abstractmethod
+    def _make_url(self, port: int) -> str: ...
 
     # Public surface.
 
@@ -290,8 +294,9 @@ class _EmbeddedServer:
             shared = self._reuse_or_clear()
             if shared is not None:
                 self._url = self._make_url(shared.port)
-                logger.info("sharing embedded %s at %s (owned by pid %d)", self.label, self._url,
-                            shared.owner.pid)
+                logger.info(
+                    "sharing embedded %s at %s (owned by pid %d)", self.label, self._url, shared.owner.pid
+                )
                 return self._url
             self._prepare()
             port = self._launch()
@@ -367,8 +372,12 @@ class _EmbeddedServer:
                     f"live pid {instance.owner.pid}) does not answer on port {instance.port}"
                     + self._log_tail(0)
                 )
-            logger.warning("stopping orphaned embedded %s (pid %d) whose owner (pid %d) is gone",
-                           self.label, server.pid, instance.owner.pid)
+            logger.warning(
+                "stopping orphaned embedded %s (pid %d) whose owner (pid %d) is gone",
+                self.label,
+                server.pid,
+                instance.owner.pid,
+            )
             _stop_process(server, self.graceful_signal, self.stop_timeout)
         self._instance_path.unlink(missing_ok=True)
         self._clear_pidfile()
@@ -399,8 +408,9 @@ class _EmbeddedServer:
         except (psutil.NoSuchProcess, psutil.AccessDenied, OSError):
             ours = False
         if ours:
-            logger.warning("stopping unrecorded embedded %s (pid %d) left in %s", self.label, pid,
-                           self.directory)
+            logger.warning(
+                "stopping unrecorded embedded %s (pid %d) left in %s", self.label, pid, self.directory
+            )
             _stop_process(process, self.graceful_signal, self.stop_timeout)
         self._pidfile.unlink(missing_ok=True)
 
@@ -685,15 +695,26 @@ class EmbeddedPostgres(_EmbeddedServer):
             os.chown(scratch, self._run_as.pw_uid, self._run_as.pw_gid)
         log_path = self.directory / "initdb.log"
         command = [
-            str(self.bin_dir / "initdb"), "-D", str(scratch), "--auth=trust", "--encoding=UTF8",
-            "--locale=C", "-U", POSTGRES_SUPERUSER, "--no-instructions",
+            str(self.bin_dir / "initdb"),
+            "-D",
+            str(scratch),
+            "--auth=trust",
+            "--encoding=UTF8",
+            "--locale=C",
+            "-U",
+            POSTGRES_SUPERUSER,
+            "--no-instructions",
         ]
         started = time.monotonic()
         with open(log_path, "wb") as log:
             try:
                 result = subprocess.run(
-                    command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                    timeout=120, **self._spawn_options(),
+                    command,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    timeout=120,
+                    **self._spawn_options(),
                 )
             except (OSError, subprocess.TimeoutExpired) as err:
                 raise EmbeddedServerError(f"initdb for the embedded Postgres failed: {err}") from None
@@ -707,9 +728,15 @@ class EmbeddedPostgres(_EmbeddedServer):
 
     def _command(self, port: int) -> list[str]:
         return [
-            str(self.bin_dir / "postgres"), "-D", str(self.pgdata), "-p", str(port),
-            "-c", f"listen_addresses={HOST}",
-            "-c", "unix_socket_directories=",  # TCP only: socket paths under deep directories are too long
+            str(self.bin_dir / "postgres"),
+            "-D",
+            str(self.pgdata),
+            "-p",
+            str(port),
+            "-c",
+            f"listen_addresses={HOST}",
+            "-c",
+            "unix_socket_directories=",  # TCP only: socket paths under deep directories are too long
         ]
 
     def _is_ready(self, port: int, server_pid: int) -> bool:
@@ -719,7 +746,9 @@ class EmbeddedPostgres(_EmbeddedServer):
         except OSError:
             return False
         return (
-            len(lines) >= 8 and lines[0].strip() == str(server_pid) and lines[3].strip() == str(port)
+            len(lines) >= 8
+            and lines[0].strip() == str(server_pid)
+            and lines[3].strip() == str(port)
             and lines[7].strip() == "ready"
         )
 
@@ -729,12 +758,27 @@ class EmbeddedPostgres(_EmbeddedServer):
             f"(SELECT FROM pg_database WHERE datname = '{POSTGRES_DATABASE}')\\gexec\n"
         )
         command = [
-            str(self.bin_dir / "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1",
-            "-h", HOST, "-p", str(port), "-U", POSTGRES_SUPERUSER, "-d", "postgres",
+            str(self.bin_dir / "psql"),
+            "-X",
+            "-q",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-h",
+            HOST,
+            "-p",
+            str(port),
+            "-U",
+            POSTGRES_SUPERUSER,
+            "-d",
+            "postgres",
         ]
         try:
             result = subprocess.run(
-                command, input=script, capture_output=True, text=True, timeout=self.start_timeout,
+                command,
+                input=script,
+                capture_output=True,
+                text=True,
+                timeout=self.start_timeout,
                 env=self._child_env(),
             )
         except (OSError, subprocess.TimeoutExpired) as err:

@@ -227,7 +227,9 @@ async def _apply_one(conn: asyncpg.Connection, migration: Migration) -> bool:
             raise MigrationError(f"{migration.filename} failed and was rolled back: {err}") from err
         await conn.execute(
             "INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)",
-            migration.version, migration.name, migration.checksum,
+            migration.version,
+            migration.name,
+            migration.checksum,
         )
         return True
 
