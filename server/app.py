@@ -9,7 +9,6 @@ import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import asyncpg
 from redis.asyncio import Redis
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -43,9 +42,10 @@ class ConfigurationError(RuntimeError):
 
 
 @contextlib.asynccontextmanager
-async def open_services(settings: Settings) -> AsyncIterator[Services]:
+async def open_services(settings: Settings, *, background: bool = True) -> AsyncIterator[Services]:
     """Connect to Redis and Postgres, apply migrations, load scripts, start
-    the background tasks; undo all of it on exit."""
+    the background tasks (unless `background` is False, for one-off jobs);
+    undo all of it on exit."""
     if not settings.redis_url or not settings.database_url:
         raise ConfigurationError(
             "SEATMAP_REDIS_URL and SEATMAP_DATABASE_URL must be set for the app "
@@ -57,7 +57,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
     pool = await db.create_pool(settings.database_url)
     supervisor = Supervisor()
     try:
-        await apply_migrations(pool)
+        await apply_migrations(settings.database_url)
         scripts = Scripts(redis)
         await scripts.register()
         catalog = EventCatalog(pool)
@@ -80,9 +80,10 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
             hold_engine, live_state, catalog, settings.sweep_interval, settings.redis_watch_interval
         )
         services.extra["sweeper"] = sweeper
-        supervisor.start("hub-reader", hub.run_reader)
-        supervisor.start("hub-watch", lambda: hub.run_watch(settings.redis_watch_interval))
-        supervisor.start("sweeper", sweeper.run)
+        if background:
+            supervisor.start("hub-reader", hub.run_reader)
+            supervisor.start("hub-watch", lambda: hub.run_watch(settings.redis_watch_interval))
+            supervisor.start("sweeper", sweeper.run)
         yield services
     finally:
         with contextlib.suppress(NameError):
@@ -127,4 +128,4 @@ def app_from_env() -> Starlette:
     return create_app(Settings.from_env())
 
 
-__all__ = ["ConfigurationError", "asyncpg", "create_app", "open_services"]
+

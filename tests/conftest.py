@@ -13,6 +13,7 @@ import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import asyncpg
@@ -79,3 +80,27 @@ async def _scratch_database(server_url: str, prefix: str) -> AsyncIterator[str]:
             await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         finally:
             await admin.close()
+
+
+# --- a running Seatmap server ------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+async def server(redis_url: str, database_url: str, tmp_path_factory: pytest.TempPathFactory):
+    """The production app on a free port for the whole session, with default settings."""
+    from tests.support import running_server, test_settings
+
+    settings = test_settings(redis_url, database_url, tmp_path_factory.mktemp("server"))
+    async with running_server(settings) as running:
+        yield running
+
+
+@pytest.fixture
+def server_settings(redis_url: str, database_url: str, tmp_path: Path):
+    """Settings for a test that starts its own server (e.g. with short holds)."""
+    from tests.support import test_settings
+
+    def make(**overrides):
+        return test_settings(redis_url, database_url, tmp_path, **overrides)
+
+    return make

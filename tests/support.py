@@ -1,0 +1,141 @@
+"""Test helpers: a real Seatmap server (uvicorn, in this process's event
+loop, on a free 127.0.0.1 port) and small clients for its HTTP and websocket
+surfaces. Nothing here is a fake: the server runs the production app
+against the session's real Redis and Postgres."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import secrets
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import httpx
+import uvicorn
+from websockets.asyncio.client import ClientConnection, connect
+
+from server.app import create_app
+from server.runner import uvicorn_options
+from server.settings import Settings
+
+ADMIN_TOKEN = "admin-token-for-tests"
+
+
+@dataclass
+class RunningServer:
+    url: str
+    settings: Settings
+    server: uvicorn.Server
+
+    @property
+    def ws_url(self) -> str:
+        return self.url.replace("http://", "ws://", 1)
+
+    def http(self, token: str | None = None) -> httpx.AsyncClient:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return httpx.AsyncClient(base_url=self.url, headers=headers, timeout=30)
+
+    def admin(self) -> httpx.AsyncClient:
+        return self.http(ADMIN_TOKEN)
+
+    async def create_event(self, body: dict[str, Any]) -> str:
+        async with self.admin() as client:
+            response = await client.post("/api/events", json=body)
+            assert response.status_code == 201, response.text
+            return response.json()["id"]
+
+    async def buyer(self) -> tuple[str, str]:
+        async with self.http() as client:
+            response = await client.post("/api/sessions")
+            assert response.status_code == 201
+            body = response.json()
+            return body["buyer_id"], body["token"]
+
+    async def availability(self, event_id: str) -> dict[str, Any]:
+        async with self.http() as client:
+            response = await client.get(f"/api/events/{event_id}/availability")
+            assert response.status_code == 200, response.text
+            return response.json()
+
+    def socket(self, event_id: str, **query: Any) -> Any:
+        params = "&".join(f"{k}={v}" for k, v in query.items() if v is not None)
+        url = f"{self.ws_url}/ws/events/{event_id}" + (f"?{params}" if params else "")
+        return connect(url, max_size=None, open_timeout=10)
+
+
+def test_settings(redis_url: str, database_url: str, data_dir: Path, **overrides: Any) -> Settings:
+    base = Settings(
+        redis_url=redis_url,
+        database_url=database_url,
+        data_dir=data_dir,
+        admin_token=ADMIN_TOKEN,
+        secret="secret-for-tests",
+        stripe_webhook_secret="whsec_" + "t" * 32,
+        sweep_interval=0.05,
+        redis_watch_interval=0.2,
+    )
+    return replace(base, **overrides)
+
+
+@contextlib.asynccontextmanager
+async def running_server(settings: Settings) -> AsyncIterator[RunningServer]:
+    app = create_app(settings)
+    options = uvicorn_options(settings)
+    options["log_level"] = "warning"
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, **options)
+    server = uvicorn.Server(config)
+    task = asyncio.get_running_loop().create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()  # raises the startup error
+            raise RuntimeError("server exited during startup")
+        await asyncio.sleep(0.01)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield RunningServer(f"http://127.0.0.1:{port}", settings, server)
+    finally:
+        server.should_exit = True
+        await task
+
+
+def unique_id(prefix: str = "ev") -> str:
+    return f"{prefix}-{secrets.token_hex(4)}"
+
+
+async def receive_json(ws: ClientConnection, timeout: float = 10.0) -> dict[str, Any]:
+    return json.loads(await asyncio.wait_for(ws.recv(), timeout))
+
+
+async def receive_until(ws: ClientConnection, predicate: Any, timeout: float = 10.0) -> dict[str, Any]:
+    """Frames until one matches `predicate`; returns it (the others are dropped)."""
+    async with asyncio.timeout(timeout):
+        while True:
+            frame = json.loads(await ws.recv())
+            if predicate(frame):
+                return frame
+
+
+class MapFollower:
+    """Applies a socket's snapshot and diffs the way a client must, checking
+    that diffs chain (`prev` equals the version before)."""
+
+    def __init__(self) -> None:
+        self.seats: dict[str, str] = {}
+        self.epoch: str | None = None
+        self.version: int | None = None
+
+    def apply(self, frame: dict[str, Any]) -> None:
+        if frame["type"] == "snapshot":
+            self.seats = dict(frame["seats"])
+            self.epoch, self.version = frame["epoch"], frame["version"]
+        elif frame["type"] == "diff":
+            assert frame["epoch"] == self.epoch, "diff of another epoch without a snapshot"
+            assert frame["prev"] == self.version, f"diff chain broken: prev {frame['prev']} after {self.version}"
+            self.seats.update(frame["changes"])
+            self.version = frame["version"]
+        elif frame["type"] == "resumed":
+            assert frame["epoch"] == self.epoch and frame["version"] == self.version
