@@ -100,6 +100,7 @@ def serve(settings: Settings, *, host: str, port: int, workers: int, demo_seats:
 
 
 def _banner(settings: Settings, public: str, demo_event: str | None, admin_given: bool, workers: int) -> None:
+    payments = f"bundled test gateway at {settings.stripe_api_base}" if settings.uses_gateway else "Stripe"
     lines = [
         "",
         f"  Seatmap is starting on {public} ({workers} worker{'s' if workers != 1 else ''})",
@@ -112,7 +113,7 @@ def _banner(settings: Settings, public: str, demo_event: str | None, admin_given
         f"    health        {public}/health/ready",
         f"    redis         {settings.redis_url}",
         f"    postgres      {settings.database_url}",
-        f"    payments      {'Stripe' if not settings.uses_gateway else 'bundled test gateway at ' + str(settings.stripe_api_base)}",
+        f"    payments      {payments}",
     ]
     if not admin_given:
         lines.append(f"    admin token   {settings.admin_token}   (set SEATMAP_ADMIN_TOKEN to choose one)")

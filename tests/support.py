@@ -134,7 +134,9 @@ class MapFollower:
             self.epoch, self.version = frame["epoch"], frame["version"]
         elif frame["type"] == "diff":
             assert frame["epoch"] == self.epoch, "diff of another epoch without a snapshot"
-            assert frame["prev"] == self.version, f"diff chain broken: prev {frame['prev']} after {self.version}"
+            assert frame["prev"] == self.version, (
+                f"diff chain broken: prev {frame['prev']} after {self.version}"
+            )
             self.seats.update(frame["changes"])
             self.version = frame["version"]
         elif frame["type"] == "resumed":

@@ -4,7 +4,7 @@ from tests.support import receive_json, unique_id
 
 async def test_hold_flows_to_socket(server):
     event_id = await server.create_event(grid_venue(3, 10, event_id=unique_id()))
-    buyer, token = await server.buyer()
+    _buyer, token = await server.buyer()
     async with server.socket(event_id) as ws:
         snapshot = await receive_json(ws)
         assert snapshot["type"] == "snapshot"
