@@ -174,6 +174,7 @@ class ReleaseOkFrame(Struct, tag="release_ok", tag_field="type"):
 
 class PongFrame(Struct, tag="pong", tag_field="type"):
     ref: str | None
+    worker: int  # the server process's pid: tells which worker a socket reached
 
 
 # ------------------------------------------------------------ codecs, built once

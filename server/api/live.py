@@ -10,6 +10,7 @@ answers in the contract's error shape.
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any
 
 import msgspec
@@ -98,7 +99,7 @@ class Connection:
     async def dispatch(self, frame: HoldFrame | ReleaseFrame | PingFrame) -> bytes:
         match frame:
             case PingFrame(ref=ref):
-                return encoder.encode(PongFrame(ref))
+                return encoder.encode(PongFrame(ref, os.getpid()))
             case HoldFrame():
                 buyer = self._buyer()
                 granted = await self.services.holds.request(
