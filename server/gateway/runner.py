@@ -42,6 +42,7 @@ from server.gateway.config import DB_FILENAME, GatewayConfig, GatewayConfigError
 from server.settings import DEFAULT_GATEWAY_BASE, Settings, SettingsError
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
 
 def make_server(
@@ -192,7 +193,13 @@ def _parser(settings: Settings) -> argparse.ArgumentParser:
     )
     parser.add_argument("--retry-cap", type=float, default=60.0, help="longest retry delay in seconds")
     parser.add_argument("--max-in-flight", type=int, default=8, help="deliveries sent concurrently")
-    parser.add_argument("--log-level", default=settings.log_level, help="debug, info, warning, error")
+    parser.add_argument(
+        "--log-level",
+        type=str.lower,
+        choices=LOG_LEVELS,
+        default=settings.log_level if settings.log_level in LOG_LEVELS else "info",
+        help="how much to log (default SEATMAP_LOG_LEVEL or info)",
+    )
     return parser
 
 
@@ -218,9 +225,11 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     except GatewayConfigError as exc:
         print(f"gateway: {exc}", file=sys.stderr)
         return 2
-    level = args.log_level.upper()
+    level = logging.getLevelNamesMapping()[args.log_level.upper()]
     logging.basicConfig(level=level, format=LOG_FORMAT)
-    server = make_server(config, host=args.host, port=args.port, log_level=args.log_level.lower())
+    # httpx logs every request at INFO; the delivery worker already says it better.
+    logging.getLogger("httpx").setLevel(max(logging.WARNING, level))
+    server = make_server(config, host=args.host, port=args.port, log_level=args.log_level)
     logging.getLogger("seatmap.gateway").info(
         "serving the Stripe-compatible test gateway at http://%s:%d", args.host, args.port
     )
