@@ -72,6 +72,12 @@ CAPTURE_METHODS = ("automatic", "automatic_async", "manual")
 CANCELLATION_REASONS = ("duplicate", "fraudulent", "requested_by_customer", "abandoned")
 REFUND_REASONS = ("duplicate", "fraudulent", "requested_by_customer")
 
+_MISSING_PAYMENT_METHOD = (
+    "You cannot confirm this PaymentIntent because it's missing a payment method. You can either update "
+    "the PaymentIntent with a payment method and then confirm it again, or confirm it again directly with "
+    "a payment method."
+)
+
 
 @dataclass(frozen=True)
 class Bank:
@@ -220,6 +226,8 @@ def create_payment_intent(p: Params, ctx: Context) -> Outcome:
         p.boolean(flag)  # accepted; test cards never need an action
     p.reject_unknown()
 
+    if confirm and pm_param is None:
+        raise InvalidRequest(_MISSING_PAYMENT_METHOD, param="payment_method")
     created = Outcome(result=intent, saved=(intent,), events=(Emitted("payment_intent.created", intent),))
     if pm_param is None:
         return created
@@ -257,12 +265,7 @@ def confirm_payment_intent(pi_id: str, p: Params, ctx: Context) -> Outcome:
         raise _state_error("confirm", intent, (_S.REQUIRES_CONFIRMATION, _S.REQUIRES_ACTION))
     pm_id = pm_param or intent["payment_method"]
     if pm_id is None:
-        raise UnexpectedState(
-            "You cannot confirm this PaymentIntent because it's missing a payment method. You can either "
-            "update the PaymentIntent with a payment method and then confirm it again, or confirm it again "
-            "directly with a payment method.",
-            payment_intent=intent,
-        )
+        raise UnexpectedState(_MISSING_PAYMENT_METHOD, payment_intent=intent)
     method, method_is_new = _resolve_payment_method(pm_id, ctx)
     return _attempt({**intent, **changes}, method, method_is_new, ctx)
 

@@ -168,6 +168,7 @@ def test_invalid_create_parameters_change_nothing() -> None:
         ("amount=5000", "currency"),
         ("amount=5000&currency=usd&capture_method=later", "capture_method"),
         ("amount=5000&currency=usd&surprise=1", "surprise"),
+        ("amount=5000&currency=usd&confirm=true", "payment_method"),
     ):
         with pytest.raises(InvalidRequest) as error:
             create_payment_intent(Params(decode(parse_qsl(query))), ledger.ctx())
