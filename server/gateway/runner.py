@@ -9,7 +9,8 @@ This module owns the ways to start the gateway app from `app.create_app`:
   ``STRIPE_WEBHOOK_SECRET``, ``SEATMAP_GATEWAY_SUCCESS_RATE``,
   ``SEATMAP_GATEWAY_WEBHOOK_DELAY``, ``SEATMAP_DATA_DIR``/gateway.sqlite3).
 - `make_server(config, host=, port=)`: a `uvicorn.Server` to ``await
-  server.serve()`` in a running event loop (stop it with ``should_exit``).
+  server.serve()`` in a running event loop (stop it with ``should_exit``); it
+  leaves SIGINT/SIGTERM to the host process.
 - `BackgroundGateway(config)`: the gateway serving from a thread with its own
   event loop, on a free port if asked for port 0; for tests and for code that
   talks to it synchronously (the stripe SDK is synchronous).
@@ -26,12 +27,13 @@ twice.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import socket
 import sys
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -45,9 +47,28 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
 
+class EmbeddedServer(uvicorn.Server):
+    """A uvicorn server that leaves signals to its host process.
+
+    A plain `uvicorn.Server.serve()` in the main thread takes over SIGINT and
+    SIGTERM while it runs; inside Seatmap's own server that would steal them.
+    Stop this one with ``should_exit = True``.
+    """
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
 def make_server(
-    config: GatewayConfig, *, host: str = "127.0.0.1", port: int = 12111, log_level: str = "info"
+    config: GatewayConfig,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 12111,
+    log_level: str = "info",
+    handle_signals: bool = False,
 ) -> uvicorn.Server:
+    """A uvicorn server for the gateway; only the CLI (`handle_signals=True`) lets it take signals."""
     uv_config = uvicorn.Config(
         create_app(config),
         host=host,
@@ -59,7 +80,7 @@ def make_server(
         log_level=log_level,
         timeout_graceful_shutdown=5,
     )
-    return uvicorn.Server(uv_config)
+    return uvicorn.Server(uv_config) if handle_signals else EmbeddedServer(uv_config)
 
 
 class BackgroundGateway:
@@ -229,7 +250,9 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     logging.basicConfig(level=level, format=LOG_FORMAT)
     # httpx logs every request at INFO; the delivery worker already says it better.
     logging.getLogger("httpx").setLevel(max(logging.WARNING, level))
-    server = make_server(config, host=args.host, port=args.port, log_level=args.log_level)
+    server = make_server(
+        config, host=args.host, port=args.port, log_level=args.log_level, handle_signals=True
+    )
     logging.getLogger("seatmap.gateway").info(
         "serving the Stripe-compatible test gateway at http://%s:%d", args.host, args.port
     )

@@ -7,6 +7,7 @@ can be told to answer 500 a few times first.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import socket
@@ -27,7 +28,7 @@ import pytest
 import stripe
 
 from server.gateway import GatewayConfig
-from server.gateway.runner import BackgroundGateway, command, main
+from server.gateway.runner import BackgroundGateway, command, main, make_server
 
 SECRET = "whsec_gateway_tests"
 RETRY_BASE = 0.05
@@ -493,6 +494,35 @@ def test_paying_on_the_page_declines_then_pays_and_returns_to_the_merchant(
 
     done = httpx.get(f"{gateway.url}/pay/{intent.id}")
     assert "This payment is complete." in done.text and "<form" not in done.text
+
+
+# -- running it -----------------------------------------------------------------
+
+
+async def test_make_server_serves_in_a_running_loop_and_leaves_signals_alone(tmp_path: Path) -> None:
+    before = signal.getsignal(signal.SIGTERM)
+    server = make_server(gateway_config(tmp_path / "gateway.sqlite3", None), log_level="warning")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        serving = asyncio.create_task(server.serve(sockets=[sock]))
+        try:
+            while not server.started:
+                assert not serving.done(), "the gateway did not start"
+                await asyncio.sleep(0.01)
+            assert signal.getsignal(signal.SIGTERM) == before
+            async with httpx.AsyncClient(
+                base_url=url, headers={"Authorization": "Bearer sk_test_loop"}
+            ) as http:
+                created = await http.post(
+                    "/v1/payment_intents",
+                    data={"amount": "5000", "currency": "usd", "metadata[order_id]": "o-9"},
+                )
+                assert created.status_code == 200
+                assert created.json()["metadata"] == {"order_id": "o-9"}
+        finally:
+            server.should_exit = True
+            await serving
 
 
 # -- the command line ------------------------------------------------------------
