@@ -80,6 +80,7 @@ async def open_services(settings: Settings, *, background: bool = True) -> Async
             hold_engine, live_state, catalog, settings.sweep_interval, settings.redis_watch_interval
         )
         services.extra["sweeper"] = sweeper
+        hold_engine.expiry_listener = sweeper.expect
         if background:
             supervisor.start("hub-reader", hub.run_reader)
             supervisor.start("hub-watch", lambda: hub.run_watch(settings.redis_watch_interval))
@@ -126,6 +127,3 @@ def create_app(settings: Settings | None = None) -> Starlette:
 def app_from_env() -> Starlette:
     """uvicorn factory (`server.app:app_from_env`), used by each worker process."""
     return create_app(Settings.from_env())
-
-
-

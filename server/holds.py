@@ -123,6 +123,8 @@ class HoldEngine:
         self.hold_ms = settings.hold_seconds * 1000
         self.max_seats = settings.max_seats_per_buyer
         self.maxlen = settings.stream_maxlen
+        # Told of every granted hold's expiry, so the sweeper frees it on time.
+        self.expiry_listener: Callable[[str, int], None] | None = None
 
     async def _call(self, event: Event, name: str, keys: tuple[str, ...], args: list) -> list:
         reply = await self.scripts.call(name, keys, args)
@@ -149,9 +151,15 @@ class HoldEngine:
             self._hold_keys(keys),
             [buyer_id, new_hold_id(event.id), self.hold_ms, self.max_seats, self.maxlen, *seats],
         )
+        return self._granted(event, reply)
+
+    def _granted(self, event: Event, reply: list) -> HoldGranted:
         if reply[0] != "ok":
             raise _refusal(reply, self.max_seats)
-        return parse_granted(event.id, reply)
+        granted = parse_granted(event.id, reply)
+        if self.expiry_listener is not None:
+            self.expiry_listener(event.id, granted.expires_ms)
+        return granted
 
     async def hold_best(
         self,
@@ -181,9 +189,7 @@ class HoldEngine:
                 section or "",
             ],
         )
-        if reply[0] != "ok":
-            raise _refusal(reply, self.max_seats)
-        return parse_granted(event.id, reply)
+        return self._granted(event, reply)
 
     async def release(
         self, event: Event, buyer_id: str, hold_id: str, seats: Sequence[str] | None = None

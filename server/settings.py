@@ -71,6 +71,7 @@ class Settings:
     public_url: str | None = None
     stream_maxlen: int = 10_000
     client_buffer_bytes: int = 1 << 20
+    socket_send_buffer: int = 256 * 1024
     max_frame_bytes: int = 64 * 1024
     sweep_interval: float = 0.25
     redis_watch_interval: float = 1.0
@@ -108,6 +109,7 @@ class Settings:
             public_url=env.get("SEATMAP_PUBLIC_URL") or None,
             stream_maxlen=_int(env, "SEATMAP_STREAM_MAXLEN", 10_000, minimum=100),
             client_buffer_bytes=_int(env, "SEATMAP_CLIENT_BUFFER_BYTES", 1 << 20, minimum=4096),
+            socket_send_buffer=_int(env, "SEATMAP_SOCKET_SEND_BUFFER", 256 * 1024, minimum=0),
             max_frame_bytes=_int(env, "SEATMAP_MAX_FRAME_BYTES", 64 * 1024, minimum=1024),
             sweep_interval=_float(env, "SEATMAP_SWEEP_INTERVAL", 0.25, minimum=0.01),
             redis_watch_interval=_float(env, "SEATMAP_REDIS_WATCH_INTERVAL", 1.0, minimum=0.05),
@@ -147,6 +149,7 @@ class Settings:
             "SEATMAP_PUBLIC_URL": self.public_url,
             "SEATMAP_STREAM_MAXLEN": str(self.stream_maxlen),
             "SEATMAP_CLIENT_BUFFER_BYTES": str(self.client_buffer_bytes),
+            "SEATMAP_SOCKET_SEND_BUFFER": str(self.socket_send_buffer),
             "SEATMAP_MAX_FRAME_BYTES": str(self.max_frame_bytes),
             "SEATMAP_SWEEP_INTERVAL": str(self.sweep_interval),
             "SEATMAP_REDIS_WATCH_INTERVAL": str(self.redis_watch_interval),

@@ -51,9 +51,12 @@ class Sweeper:
                     self.due[event_id] = await self._sweep(event_id, now)
             await asyncio.sleep(self.interval)
 
-    def track(self, event_id: str) -> None:
-        """Sweep this event from now on (it was just created here)."""
-        self.due[event_id] = time.monotonic()
+    def expect(self, event_id: str, expires_ms: int) -> None:
+        """A hold of this event expires at `expires_ms` (Redis clock): sweep then,
+        even if the event is new to this process's list."""
+        now = time.monotonic()
+        due = now + max(0.0, expires_ms / 1000.0 - time.time())
+        self.due[event_id] = min(self.due.get(event_id, due), due)
 
     async def _sweep(self, event_id: str, now: float) -> float:
         result = await self.holds.sweep(event_id)

@@ -149,7 +149,10 @@ async def live_socket(websocket: WebSocket) -> None:
 
     await websocket.accept()
     METRICS.ws_connections.inc()
-    sink = sink_for(websocket.scope.get("seatmap.send"), services.settings.client_buffer_bytes)
+    settings = services.settings
+    sink = sink_for(
+        websocket.scope.get("seatmap.send"), settings.client_buffer_bytes, settings.socket_send_buffer
+    )
     connection = Connection(services, event, buyer, sink)
     try:
         connection.subscriber = await services.hub.join(
