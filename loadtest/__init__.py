@@ -1,0 +1,1 @@
+"""Seatmap's benchmark suite: `python -m loadtest <command>` (see docs/benchmarks.md)."""

@@ -1,0 +1,86 @@
+"""CPU time and memory of server processes, read with psutil.
+
+CPU is the user+system time the kernel charged to a process and its live
+children between two readings, so other processes on a noisy machine do not
+count against it (they only slow it down). Memory is RSS and, where
+/proc/<pid>/smaps is readable, USS (pages only this process maps).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import psutil
+
+
+def _tree(pid: int) -> list[psutil.Process]:
+    root = psutil.Process(pid)
+    processes = [root]
+    with contextlib.suppress(psutil.Error):
+        processes += root.children(recursive=True)
+    return processes
+
+
+def cpu_seconds(pid: int) -> float:
+    """User+system CPU seconds of the process and its live children so far."""
+    total = 0.0
+    for process in _tree(pid):
+        with contextlib.suppress(psutil.NoSuchProcess):
+            times = process.cpu_times()
+            total += times.user + times.system
+    return total
+
+
+@dataclass
+class CpuWindow:
+    """CPU seconds one process tree used over a wall-clock window."""
+
+    pid: int
+    started_cpu: float = 0.0
+    started_wall: float = 0.0
+    cpu: float = 0.0
+    wall: float = 0.0
+
+    def start(self) -> None:
+        self.started_cpu = cpu_seconds(self.pid)
+        self.started_wall = time.monotonic()
+
+    def stop(self) -> None:
+        self.cpu = cpu_seconds(self.pid) - self.started_cpu
+        self.wall = time.monotonic() - self.started_wall
+
+    @property
+    def utilisation(self) -> float:
+        """Average cores busy over the window (1.0 = one core all the time)."""
+        return self.cpu / self.wall if self.wall else 0.0
+
+
+def memory(pid: int) -> dict[str, Any]:
+    """RSS and USS in bytes of the process and its children (USS None where unreadable)."""
+    rss = 0
+    uss: int | None = 0
+    for process in _tree(pid):
+        try:
+            try:
+                info = process.memory_full_info()
+                rss += info.rss
+                if uss is not None:
+                    uss += info.uss
+            except psutil.AccessDenied:
+                rss += process.memory_info().rss
+                uss = None
+        except psutil.NoSuchProcess:
+            continue
+    return {"rss": rss, "uss": uss}
+
+
+def pid_listening_on(port: int) -> int | None:
+    """The pid of the process listening on a local TCP port, when the OS tells us."""
+    with contextlib.suppress(psutil.Error):
+        for conn in psutil.net_connections(kind="tcp"):
+            if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port and conn.pid:
+                return conn.pid
+    return None
