@@ -115,6 +115,20 @@ export class Api {
     return this._sessionPromise;
   }
 
+  /**
+   * Is our token still good? A browser cannot read why a websocket upgrade
+   * was refused, so after failed upgrades the page asks over HTTP: a 401
+   * (the server's secret changed) makes a new session on the spot; the
+   * expected answer for a good token is 404 (there is no such hold).
+   */
+  async checkSession() {
+    try {
+      await this.request("GET", "/api/holds/session-check", { auth: true });
+    } catch {
+      /* 404: the token is good; anything else: the next attempt will tell */
+    }
+  }
+
   forgetSession() {
     this.session = null;
     localStorage.removeItem(SESSION_KEY);

@@ -126,6 +126,7 @@ export class LiveConnection {
     this.pingTimer = null;
     this.pongTimer = null;
     this.stopped = false;
+    this.unopened = 0; // upgrades in a row that failed before opening
     this.stats = { connects: 0, snapshots: 0, diffs: 0, resumes: 0, resyncs: 0, closes: [] };
     addEventListener("online", () => this.status !== "live" && this.reconnectNow());
     addEventListener("offline", () => this.socket?.close());
@@ -173,7 +174,11 @@ export class LiveConnection {
     this.stats.connects++;
     socket.onmessage = (message) => this._onMessage(socket, message);
     socket.onclose = (event) => this._onClose(socket, event);
-    socket.onopen = () => this._startPing(socket);
+    socket.onopen = () => {
+      socket.opened = true;
+      this.unopened = 0;
+      this._startPing(socket);
+    };
   }
 
   _onMessage(socket, message) {
@@ -233,6 +238,11 @@ export class LiveConnection {
     this._stopPing();
     this.stats.closes.push(event.code);
     if (this.stopped) return;
+    if (!socket.opened && ++this.unopened >= 2) {
+      // Refused twice before opening: perhaps our token is no longer valid.
+      this.unopened = 0;
+      this.api.checkSession();
+    }
     if (event.code === CLOSE_TOO_SLOW || event.code === CLOSE_SERVICE_RESTART) {
       // "Resume now": a little jitter so a restarted server is not hit by everyone at once.
       this._setStatus("reconnecting", {
