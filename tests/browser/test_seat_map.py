@@ -212,3 +212,13 @@ async def test_the_map_resumes_after_the_socket_drops(server, new_context):
     await page.wait_for_function(
         "window.seatmap.live.status === 'live' && window.seatmap.live.stats.connects === 2"
     )
+
+
+async def test_the_event_list_links_to_each_map(server, new_context):
+    event_id = await small_event(server)
+    page = await (await new_context()).new_page()
+    await page.goto(f"{server.url}/")
+    link = page.locator(f"#events a[href='/events/{event_id}']")
+    await link.click()
+    await page.wait_for_function("window.seatmap && window.seatmap.live.status === 'live'")
+    assert await page.inner_text("#event-name") == "6x10 grid"
