@@ -56,3 +56,5 @@ def configure(level: str = "info", fmt: str = "text") -> None:
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
+    # one line per outgoing request is noise (the stripe SDK and health probes use httpx)
+    logging.getLogger("httpx").setLevel(max(logging.WARNING, root.level))

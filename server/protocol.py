@@ -69,12 +69,21 @@ class SessionOut(Struct):
     token: str
 
 
+class Limits(Struct):
+    """Extension: the server's buying rules, so a client need not guess them."""
+
+    max_seats_per_buyer: int
+    hold_seconds: int
+    checkout_seconds: int
+
+
 class EventOut(Struct):
     id: str
     name: str
     starts_at: datetime | None
     currency: str
     focal_point: Point
+    limits: Limits
     seats: list[SeatSpec]
 
 

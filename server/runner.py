@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import signal
+import socket
 import sys
 from collections.abc import Iterator
 from dataclasses import replace
@@ -19,6 +21,7 @@ import uvicorn
 
 from . import logs
 from .embedded import EmbeddedServerError, embedded_services
+from .gateway_process import GatewayStartError, gateway_process
 from .settings import Settings
 
 DEMO_EVENT_ID = "demo"
@@ -46,8 +49,6 @@ def _gateway(settings: Settings, server_url: str) -> Iterator[None]:
     if not settings.uses_gateway:
         yield
         return
-    from .gateway_process import gateway_process
-
     with gateway_process(settings, server_url):
         yield
 
@@ -71,10 +72,43 @@ async def _prepare_demo(settings: Settings, seats: int) -> str:
     return DEMO_EVENT_ID
 
 
+class PortInUse(RuntimeError):
+    """A port the server needs is taken."""
+
+
+def _check_free(host: str, port: int, what: str, hint: str) -> None:
+    """Fail early and clearly rather than half-starting on a taken port."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            raise PortInUse(f"{what} port {host}:{port} is in use ({error.strerror}); {hint}") from None
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    # uvicorn re-raises the SIGTERM it handled once it has shut down; without
+    # this handler the default action would kill us before the embedded
+    # servers and the gateway are stopped by the `with` blocks below.
+    raise SystemExit(0)
+
+
 def serve(settings: Settings, *, host: str, port: int, workers: int, demo_seats: int | None = None) -> int:
     logs.configure(settings.log_level, settings.log_format)
     admin_given = settings.admin_token is not None
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
+        _check_free(host, port, "the server's", "choose another with --port")
+        if settings.uses_gateway and settings.stripe_api_base:
+            from .gateway.config import address_of
+
+            gateway_host, gateway_port = address_of(settings.stripe_api_base)
+            _check_free(
+                gateway_host,
+                gateway_port,
+                "the payment test gateway's",
+                "is another Seatmap running? set STRIPE_API_BASE to http://127.0.0.1:<free port>",
+            )
         with embedded_services(settings) as (redis_url, database_url):
             settings = replace(settings, redis_url=redis_url, database_url=database_url).with_secrets()
             shown_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
@@ -93,7 +127,7 @@ def serve(settings: Settings, *, host: str, port: int, workers: int, demo_seats:
                     log_level=settings.log_level,
                     **uvicorn_options(settings),
                 )
-    except EmbeddedServerError as error:
+    except (EmbeddedServerError, GatewayStartError, PortInUse) as error:
         print(f"seatmap: {error}", file=sys.stderr)
         return 1
     return 0

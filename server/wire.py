@@ -26,10 +26,8 @@ CLOSE_NORMAL = 1000
 CLOSE_GOING_AWAY = 1001
 CLOSE_SERVICE_RESTART = 1012
 CLOSE_TOO_SLOW = 4000  # fell behind: reconnect with epoch+since to resume
-CLOSE_UNAUTHORIZED = 4401
-CLOSE_FORBIDDEN = 4403
-CLOSE_NOT_FOUND = 4404
-CLOSE_TOO_MANY = 4429
+# Refusals close with 4000 + the HTTP status of the error frame sent first:
+# 4400 bad_request, 4401 unauthorized, 4403 forbidden, 4404 not_found, 4429 limit_exceeded.
 
 
 def text_frame(payload: bytes) -> bytes:

@@ -28,6 +28,7 @@ async def test_create_and_read_event(server):
     assert event["id"] == event_id and event["currency"] == "usd"
     assert [s["id"] for s in event["seats"]] == [s["id"] for s in body["seats"]]
     assert event["focal_point"] == {"x": 2.0, "y": 0.0}
+    assert event["limits"] == {"max_seats_per_buyer": 8, "hold_seconds": 300, "checkout_seconds": 900}
     availability = await server.availability(event_id)
     assert availability["version"] == 0
     assert set(availability["seats"].values()) == {"available"}
@@ -120,3 +121,14 @@ async def test_unknown_event_and_route(server):
             assert response.status_code == 404 and response.json()["error"] == "not_found", path
         wrong_method = await client.put("/api/events")
         assert wrong_method.status_code == 405 and wrong_method.json()["error"] == "bad_request"
+
+
+async def test_layout_is_compressed_and_cacheable(server):
+    event_id = await server.create_event(fan_venue(2000, event_id=unique_id()))
+    async with server.http() as client:
+        first = await client.get(f"/api/events/{event_id}")  # httpx asks for gzip and inflates
+        assert first.headers["content-encoding"] == "gzip" and len(first.json()["seats"]) == 2000
+        raw = await client.get(f"/api/events/{event_id}", headers={"Accept-Encoding": "identity"})
+        assert "content-encoding" not in raw.headers and raw.json() == first.json()
+        again = await client.get(f"/api/events/{event_id}", headers={"If-None-Match": first.headers["etag"]})
+        assert again.status_code == 304

@@ -10,7 +10,7 @@ import socket
 
 import pytest
 from websockets.asyncio.client import connect
-from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.exceptions import ConnectionClosed
 
 from server.venues import fan_venue, grid_venue
 from tests.support import MapFollower, receive_json, receive_until, running_server, unique_id
@@ -245,19 +245,20 @@ async def test_semantic_refusals_over_the_socket(server, event_id):
     assert (await server.availability(event_id))["version"] == 0
 
 
-async def test_refusals_before_the_upgrade_are_http_errors(server, event_id):
+async def test_refusals_are_an_error_frame_then_a_close_code(server, event_id):
     _, token = await server.buyer()
     cases = [
-        ("/ws/events/no-such-event", 404, "not_found"),
-        (f"/ws/events/{event_id}?token={token}tampered", 401, "unauthorized"),
-        (f"/ws/events/{event_id}?since=minus", 400, "bad_request"),
+        ("/ws/events/no-such-event", 4404, "not_found"),
+        (f"/ws/events/{event_id}?token={token}tampered", 4401, "unauthorized"),
+        (f"/ws/events/{event_id}?since=minus", 4400, "bad_request"),
     ]
-    for path, status, code in cases:
-        with pytest.raises(InvalidStatus) as refused:
-            async with connect(server.ws_url + path):
-                pass
-        assert refused.value.response.status_code == status
-        assert json.loads(refused.value.response.body)["error"] == code
+    for path, close_code, code in cases:
+        async with connect(server.ws_url + path) as ws:
+            frame = await receive_json(ws)
+            assert frame["type"] == "error" and frame["error"] == code and frame["details"]
+            with pytest.raises(ConnectionClosed) as closed:
+                await receive_json(ws)
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == close_code
 
 
 async def test_expiry_is_pushed_to_clients(server_settings):

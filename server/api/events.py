@@ -7,7 +7,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ..catalog import event_from_request
-from ..protocol import AvailabilityOut, Summary, create_event_decoder, encoder
+from ..protocol import AvailabilityOut, Limits, Summary, create_event_decoder, encoder
 from ..services import services_of
 from .common import decode_body, json_response, require_admin
 
@@ -28,8 +28,17 @@ async def list_events(request: Request) -> Response:
 
 
 async def get_event(request: Request) -> Response:
-    event = await services_of(request).catalog.get(request.path_params["event_id"])
-    return json_response(event.body())
+    services = services_of(request)
+    event = await services.catalog.get(request.path_params["event_id"])
+    settings = services.settings
+    body = event.body(Limits(settings.max_seats_per_buyer, settings.hold_seconds, settings.checkout_seconds))
+    headers = {"ETag": body.etag, "Cache-Control": "public, max-age=3600", "Vary": "Accept-Encoding"}
+    if request.headers.get("if-none-match") == body.etag:
+        return Response(status_code=304, headers=headers)
+    if "gzip" in request.headers.get("accept-encoding", ""):
+        headers["Content-Encoding"] = "gzip"
+        return Response(body.gzipped, media_type="application/json", headers=headers)
+    return Response(body.raw, media_type="application/json", headers=headers)
 
 
 async def availability(request: Request) -> Response:

@@ -3,8 +3,9 @@
 A connection follows one event through the hub and may send hold and
 release commands (with a buyer token). Everything the server writes goes
 through the client's sink (pre-framed bytes on the transport), so replies
-and diffs share one bounded buffer. Refusals before the upgrade are HTTP
-answers in the contract's error shape.
+and diffs share one bounded buffer. A connection that cannot be served
+(unknown event, forged token, bad query) is accepted, told why in the
+contract's error shape, and closed with 4000 + the HTTP status.
 """
 
 from __future__ import annotations
@@ -34,7 +35,6 @@ from ..protocol import (
 )
 from ..services import Services, services_of
 from ..wire import Sink, sink_for, text_frame
-from .common import json_response
 
 log = logging.getLogger("seatmap.ws")
 
@@ -144,7 +144,12 @@ async def live_socket(websocket: WebSocket) -> None:
         since = _query_int(params.get("since"), "since")
         compact = params.get("compact", "") in ("1", "true")
     except SeatmapError as error:
-        await websocket.send_denial_response(json_response(error.body(), error.status))
+        # Accept, say why in the error shape, then close with 4000 + the HTTP
+        # status: a browser sees neither the body nor the status of a refused
+        # upgrade, only 1006.
+        await websocket.accept()
+        await websocket.send_text(error_frame(error.body(), None).decode())
+        await websocket.close(4000 + error.status, error.code)
         return
 
     await websocket.accept()
