@@ -144,3 +144,83 @@ class MapFollower:
             self.version = frame["version"]
         elif frame["type"] == "resumed":
             assert frame["epoch"] == self.epoch and frame["version"] == self.version
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class ServerProcess:
+    """`seatmap serve` as a real child process (workers, signals, SIGKILL)."""
+
+    def __init__(self, settings: Settings, *, workers: int = 1, port: int | None = None) -> None:
+        self.settings = settings
+        self.workers = workers
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.ws_url = self.url.replace("http://", "ws://", 1)
+        self.process: Any = None
+
+    def env(self) -> dict[str, str]:
+        import os
+
+        gateway = self.settings.stripe_api_base or f"http://127.0.0.1:{free_port()}"
+        return {
+            **os.environ,
+            **replace(self.settings, stripe_api_base=gateway).as_env(),
+            "SEATMAP_LOG_LEVEL": "warning",
+        }
+
+    async def start(self) -> None:
+        import subprocess
+        import sys
+
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "server.cli",
+                "serve",
+                "--port",
+                str(self.port),
+                "--workers",
+                str(self.workers),
+            ],
+            env=self.env(),
+        )
+        async with httpx.AsyncClient(verify=_SSL_CONTEXT) as client:
+            for _ in range(600):
+                if self.process.poll() is not None:
+                    raise RuntimeError(f"seatmap serve exited with {self.process.returncode}")
+                try:
+                    if (await client.get(f"{self.url}/health/ready", timeout=1)).status_code == 200:
+                        return
+                except httpx.HTTPError:
+                    pass
+                await asyncio.sleep(0.1)
+        raise RuntimeError("seatmap serve did not become ready")
+
+    async def stop(self, sig: int | None = None) -> int:
+        import signal
+
+        if self.process is None:
+            return 0
+        self.process.send_signal(sig or signal.SIGTERM)
+        for _ in range(300):
+            if self.process.poll() is not None:
+                break
+            await asyncio.sleep(0.05)
+        else:
+            self.process.kill()
+        return self.process.wait()
+
+    async def __aenter__(self) -> ServerProcess:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
