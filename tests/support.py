@@ -179,7 +179,7 @@ class ServerProcess:
         import subprocess
         import sys
 
-        self.process = subprocess.Popen(
+        self.process = subprocess.Popen(  # noqa: ASYNC220 - starting it does not block
             [
                 sys.executable,
                 "-m",
