@@ -43,7 +43,7 @@ from server.settings import Settings
 from server.wire import text_frame
 
 from . import wsclient
-from .measure import CpuWindow
+from .measure import CpuWindow, Profiler
 from .procs import Workers, split
 from .refservers import RawFanout
 from .report import Progress, fmt, table, verdict
@@ -79,6 +79,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--full-snapshots", action="store_true", help="clients take contract-form snapshots (not compact=1)"
     )
     parser.add_argument("--no-reference", action="store_true", help="skip the raw asyncio reference server")
+    parser.add_argument(
+        "--profile",
+        metavar="PREFIX",
+        help="sample the server with py-spy over each measured window into PREFIX-<clients>.txt "
+        "(collapsed stacks; figures of a profiled run are not comparable)",
+    )
 
 
 # ---------------------------------------------------------------------------- client processes
@@ -356,14 +362,22 @@ async def _frames(clients: Workers) -> dict[str, int]:
 
 
 async def _window(
-    clients: Workers, pid: int | None, seconds: float, label: str, progress: Progress
+    clients: Workers,
+    pid: int | None,
+    seconds: float,
+    label: str,
+    progress: Progress,
+    profile_path: str | None = None,
 ) -> dict[str, Any]:
     """Frames the clients received and the CPU `pid` used over `seconds`."""
     cpu = CpuWindow(pid) if pid else None
+    profiler = Profiler(pid, profile_path) if pid and profile_path else None
     before = await _frames(clients)
     began = time.time()
     if cpu:
         cpu.start()
+    if profiler:
+        profiler.start(seconds)
     end = began + seconds
     while time.time() < end:
         await asyncio.sleep(min(2.0, end - time.time()))
@@ -381,6 +395,14 @@ async def _window(
         "bytes": after["bytes"] - before["bytes"],
         "closed_during": after["closed"] - before["closed"],
     }
+    if profiler:
+        top = await asyncio.to_thread(profiler.stop)
+        result["profile"] = {
+            "path": profile_path,
+            "top_self": [[round(share, 4), frame] for share, frame in top],
+        }
+        for share, frame in top[:6]:
+            progress(f"{label}: profile {share:6.1%} {frame}")
     if cpu:
         result["cpu_s"] = cpu.cpu
         result["cores_busy"] = cpu.utilisation
@@ -473,7 +495,8 @@ async def _seatmap_run(
     await asyncio.wait([drive], timeout=args.warmup)
     if drive.done():
         drive.result()  # raises the driver's error
-    window = await _window(clients, stack.server_pid, args.duration, label, progress)
+    profile = f"{args.profile}-{count}.txt" if args.profile else None
+    window = await _window(clients, stack.server_pid, args.duration, label, progress, profile)
     driven = await drive
     convergence = await _converge(clients, stack, event_id, seat_ids, progress)
     arrivals = await clients.call("arrivals")

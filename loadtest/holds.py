@@ -52,7 +52,7 @@ from server.scripts import Scripts
 from server.settings import Settings
 
 from . import wsclient
-from .measure import CpuWindow
+from .measure import CpuWindow, Profiler, pid_listening_on
 from .procs import Workers, split
 from .report import Progress, fmt, table, verdict
 from .seating import blocks_for_task, blocks_of, create_scratch_event, drop_events, venue
@@ -86,6 +86,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=100_000,
         help="redis-benchmark requests unpipelined (pipelined: 3x) (default 100000)",
+    )
+    parser.add_argument(
+        "--profile",
+        metavar="PATH",
+        help="sample the server with py-spy over phase (a) into PATH (collapsed stacks)",
     )
 
 
@@ -395,15 +400,20 @@ async def _timed_phase(
     progress: Progress,
     server_pid: int | None,
     redis: Redis,
+    postgres_pid: int | None = None,
 ) -> dict[str, Any]:
-    """Run the workers' tasks; measure CPU of the server, Redis and clients over the window."""
+    """Run the workers' tasks; measure CPU of the server, Redis, Postgres and clients over the window."""
     start_at = time.time() + 0.5
     window_start = start_at + args.warmup
     window_end = window_start + args.duration
     windows = [CpuWindow(pid) for pid in workers.pids]
     server_cpu = CpuWindow(server_pid) if server_pid else None
+    profiler = Profiler(server_pid, args.profile) if server_pid and args.profile else None
     if server_cpu:
         windows.append(server_cpu)
+    postgres_cpu = CpuWindow(postgres_pid) if postgres_pid else None
+    if postgres_cpu:
+        windows.append(postgres_cpu)
     run = asyncio.ensure_future(
         workers.call("run", start_at=start_at, warmup=args.warmup, duration=args.duration)
     )
@@ -411,6 +421,8 @@ async def _timed_phase(
     redis_before = await _redis_cpu(redis)
     for window in windows:
         window.start()
+    if profiler:
+        profiler.start(args.duration)
     while not run.done() and time.time() < window_end:
         await asyncio.wait([run], timeout=min(2.0, max(0.0, window_end - time.time())))
         elapsed = time.time() - window_start
@@ -425,7 +437,7 @@ async def _timed_phase(
     latencies = [x for r in results for x in r["latencies_ms"]]
     summary = summarize(latencies)
     per_second = holds / args.duration
-    clients_cpu = sum(w.cpu for w in windows if w is not server_cpu)
+    clients_cpu = sum(w.cpu for w in windows if w is not server_cpu and w is not postgres_cpu)
     row: dict[str, Any] = {
         "holds": holds,
         "holds_per_s": per_second,
@@ -434,6 +446,14 @@ async def _timed_phase(
         "redis_cpu_us_per_hold": redis_cpu / holds * 1e6 if holds else None,
         "clients_cpu_us_per_hold": clients_cpu / holds * 1e6 if holds else None,
     }
+    if profiler:
+        top = await asyncio.to_thread(profiler.stop)
+        row["profile"] = {"path": args.profile, "top_self": [[round(s, 4), frame] for s, frame in top]}
+        for share, frame in top[:6]:
+            progress(f"{label}: profile {share:6.1%} {frame}")
+    if postgres_cpu:
+        row["postgres_cpu_us_per_hold"] = postgres_cpu.cpu / holds * 1e6 if holds else None
+        row["postgres_cores_busy"] = postgres_cpu.utilisation
     if server_cpu:
         row["server_cpu_us_per_hold"] = server_cpu.cpu / holds * 1e6 if holds else None
         row["server_cores_busy"] = server_cpu.utilisation
@@ -466,6 +486,7 @@ async def _phase(
     per_task: dict[str, list[Any]],
     server_pid: int | None,
     redis: Redis,
+    postgres_pid: int | None = None,
     **shared: Any,
 ) -> dict[str, Any]:
     """Spread the tasks over the client processes, open, run, close."""
@@ -479,7 +500,7 @@ async def _phase(
             calls.append({"kind": kind, "tasks": count, **shared, **options})
             start += count
         await workers.call_each("open", calls, timeout=120)
-        row = await _timed_phase(workers, label, args, progress, server_pid, redis)
+        row = await _timed_phase(workers, label, args, progress, server_pid, redis, postgres_pid)
         await workers.call("close", timeout=60)
         return row
     finally:
@@ -662,6 +683,7 @@ async def _postgres_phase(
             {"buyers": buyers, "blocks": _task_blocks(seat_ids, args.concurrency)},
             None,
             redis,
+            postgres_pid=_local_pid(stack.database_url),
             database_url=stack.database_url,
             table=table_name,
             event_id=body["id"],
@@ -672,6 +694,12 @@ async def _postgres_phase(
     finally:
         await conn.execute(f"DROP TABLE IF EXISTS {table_name}")
         await conn.close()
+
+
+def _local_pid(url: str) -> int | None:
+    """The pid of the server at `url` when it runs on this machine (its CPU can then be read)."""
+    host, port = host_port(url)
+    return pid_listening_on(port) if host in ("127.0.0.1", "localhost", "::1") else None
 
 
 LABELS = {
@@ -732,11 +760,23 @@ def render(result: dict[str, Any]) -> str:
                 row.get("errors", "—"),
                 fmt(row.get("server_cpu_us_per_hold")),
                 fmt(row.get("redis_cpu_us_per_hold")),
+                fmt(row.get("postgres_cpu_us_per_hold")),
+                fmt(row.get("clients_cpu_us_per_hold")),
             ]
         )
     out = [
         table(
-            ["phase", "holds/s", "p50 ms", "p99 ms", "errors", "server CPU µs/hold", "Redis CPU µs/hold"],
+            [
+                "phase",
+                "holds/s",
+                "p50 ms",
+                "p99 ms",
+                "errors",
+                "CPU µs/hold: server",
+                "Redis",
+                "Postgres",
+                "clients",
+            ],
             rows,
         ),
         "",

@@ -9,8 +9,13 @@ count against it (they only slow it down). Memory is RSS and, where
 from __future__ import annotations
 
 import contextlib
+import shutil
+import subprocess
+import sys
 import time
+from collections import Counter
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import psutil
@@ -84,3 +89,46 @@ def pid_listening_on(port: int) -> int | None:
             if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port and conn.pid:
                 return conn.pid
     return None
+
+
+class Profiler:
+    """py-spy sampling a process over a window, writing collapsed stacks
+    (`py-spy record -f raw`) to `path`. py-spy is not a dependency: install
+    it (`pip install py-spy`) to use `--profile`; it needs ptrace rights."""
+
+    def __init__(self, pid: int, path: str, rate: int = 200) -> None:
+        self.pid, self.path, self.rate = pid, path, rate
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, seconds: float) -> None:
+        beside = Path(sys.executable).parent / "py-spy"  # a virtualenv's, when it is not activated
+        binary = shutil.which("py-spy") or (str(beside) if beside.exists() else None)
+        if binary is None:
+            raise RuntimeError("--profile needs py-spy: pip install py-spy")
+        command = [binary, "record", "-p", str(self.pid), "-d", str(max(1, round(seconds)))]
+        command += ["-r", str(self.rate), "-f", "raw", "-o", self.path, "--nonblocking"]
+        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def stop(self, timeout: float = 30.0) -> list[tuple[float, str]]:
+        """Wait for py-spy; the hottest frames by own time, as (share, frame)."""
+        if self.process is None:
+            return []
+        self.process.wait(timeout)
+        return top_frames(self.path)
+
+
+def top_frames(path: str, count: int = 12) -> list[tuple[float, str]]:
+    """Frames with the most own (self) samples in a collapsed-stack file, as (share, frame)."""
+    own: Counter[str] = Counter()
+    total = 0
+    try:
+        lines = Path(path).read_text().splitlines()
+    except OSError:
+        return []
+    for line in lines:
+        stack, _, samples = line.rpartition(" ")
+        if not stack or not samples.isdigit():
+            continue
+        total += int(samples)
+        own[stack.split(";")[-1]] += int(samples)
+    return [(n / total, frame) for frame, n in own.most_common(count)] if total else []

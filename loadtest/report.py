@@ -52,9 +52,12 @@ def run_info() -> dict[str, Any]:
                 break
     except OSError:
         pass
+    # The server runs from the work tree: say when its code differs from the commit.
+    changed = _git("status", "--porcelain", "--", "server", "lua", "migrations")
     return {
         "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "commit": _git("rev-parse", "--short", "HEAD"),
+        "server_code_modified": bool(changed),
         "machine": {
             "cores": os.cpu_count(),
             "cpu": cpu_model,

@@ -58,9 +58,12 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+DEFAULT_PORTS = {"http": 80, "ws": 80, "https": 443, "wss": 443, "redis": 6379, "postgresql": 5432}
+
+
 def host_port(url: str) -> tuple[str, int]:
     parts = urlsplit(url)
-    return parts.hostname or "127.0.0.1", parts.port or (443 if parts.scheme in ("https", "wss") else 80)
+    return parts.hostname or "127.0.0.1", parts.port or DEFAULT_PORTS.get(parts.scheme, 80)
 
 
 class ServerFailed(RuntimeError):
