@@ -8,7 +8,9 @@ place that reads `os.environ` for configuration.
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -53,6 +55,58 @@ def _list(env: Mapping[str, str], name: str) -> tuple[str, ...]:
 
 
 @dataclass(frozen=True)
+class Rate:
+    """A rate limit: `limit` requests per `period` seconds (a burst of `limit`, then evenly spread).
+
+    Written `<limit>/<window>` in the environment: `20/10s`, `600/1m`, `5/500ms`, `100/m`
+    (a bare number is seconds); `off` or `0` disables the limit.
+    """
+
+    limit: int
+    period: float
+
+    def __str__(self) -> str:
+        period = int(self.period) if float(self.period).is_integer() else self.period
+        return f"{self.limit}/{period}s"
+
+
+_RATE = re.compile(r"^(\d+)\s*/\s*(\d+(?:\.\d+)?)?\s*(ms|s|m|h)?$")
+_RATE_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def _rate(env: Mapping[str, str], name: str, default: Rate | None) -> Rate | None:
+    raw = (env.get(name) or "").strip().lower()
+    if raw == "":
+        return default
+    if raw in ("0", "off", "none"):
+        return None
+    match = _RATE.match(raw)
+    if match is None or (match[2] is None and match[3] is None):
+        raise SettingsError(
+            f"{name} must be '<requests>/<window>' like '20/10s' or '600/1m' (units ms, s, m, h), "
+            f"or 'off', got {raw!r}"
+        )
+    limit = int(match[1])
+    period = float(match[2] or 1) * _RATE_UNITS[match[3] or "s"]
+    if limit == 0:
+        return None
+    if not 0.001 <= period <= 86_400:
+        raise SettingsError(f"{name}: the window must be between 1ms and 24h, got {raw!r}")
+    return Rate(limit, round(period, 6))
+
+
+def _networks(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """IP addresses or CIDR networks, canonicalised (so they round-trip through the environment)."""
+    networks = []
+    for part in _list(env, name):
+        try:
+            networks.append(str(ipaddress.ip_network(part, strict=False)))
+        except ValueError:
+            raise SettingsError(f"{name} lists {part!r}, which is not an IP address or network") from None
+    return tuple(networks)
+
+
+@dataclass(frozen=True)
 class Settings:
     # Contract settings.
     redis_url: str | None = None
@@ -80,6 +134,16 @@ class Settings:
     log_format: str = "text"
     gateway_success_rate: float = 1.0
     gateway_webhook_delay: float = 0.0
+    # Abuse limits (docs/protocol.md, docs/deploy.md). Rates are shared by every
+    # worker through Redis; connection caps are per process. None/0: off.
+    rate_holds_per_buyer: Rate | None = Rate(60, 10.0)
+    rate_holds_per_ip: Rate | None = Rate(600, 10.0)
+    rate_sessions_per_ip: Rate | None = Rate(120, 60.0)
+    rate_websockets_per_ip: Rate | None = Rate(600, 60.0)
+    trusted_proxies: tuple[str, ...] = ()
+    max_connections: int = 20_000
+    max_connections_per_ip: int = 1_000
+    idle_timeout: float = 40.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -118,6 +182,14 @@ class Settings:
             log_format=log_format,
             gateway_success_rate=success_rate,
             gateway_webhook_delay=_float(env, "SEATMAP_GATEWAY_WEBHOOK_DELAY", 0.0),
+            rate_holds_per_buyer=_rate(env, "SEATMAP_RATE_HOLDS_PER_BUYER", cls.rate_holds_per_buyer),
+            rate_holds_per_ip=_rate(env, "SEATMAP_RATE_HOLDS_PER_IP", cls.rate_holds_per_ip),
+            rate_sessions_per_ip=_rate(env, "SEATMAP_RATE_SESSIONS_PER_IP", cls.rate_sessions_per_ip),
+            rate_websockets_per_ip=_rate(env, "SEATMAP_RATE_WEBSOCKETS_PER_IP", cls.rate_websockets_per_ip),
+            trusted_proxies=_networks(env, "SEATMAP_TRUSTED_PROXIES"),
+            max_connections=_int(env, "SEATMAP_MAX_CONNECTIONS", 20_000, minimum=0),
+            max_connections_per_ip=_int(env, "SEATMAP_MAX_CONNECTIONS_PER_IP", 1_000, minimum=0),
+            idle_timeout=_float(env, "SEATMAP_IDLE_TIMEOUT", 40.0),
         )
 
     @property
@@ -158,6 +230,14 @@ class Settings:
             "SEATMAP_LOG_FORMAT": self.log_format,
             "SEATMAP_GATEWAY_SUCCESS_RATE": str(self.gateway_success_rate),
             "SEATMAP_GATEWAY_WEBHOOK_DELAY": str(self.gateway_webhook_delay),
+            "SEATMAP_RATE_HOLDS_PER_BUYER": str(self.rate_holds_per_buyer or "off"),
+            "SEATMAP_RATE_HOLDS_PER_IP": str(self.rate_holds_per_ip or "off"),
+            "SEATMAP_RATE_SESSIONS_PER_IP": str(self.rate_sessions_per_ip or "off"),
+            "SEATMAP_RATE_WEBSOCKETS_PER_IP": str(self.rate_websockets_per_ip or "off"),
+            "SEATMAP_TRUSTED_PROXIES": ",".join(self.trusted_proxies) or None,
+            "SEATMAP_MAX_CONNECTIONS": str(self.max_connections),
+            "SEATMAP_MAX_CONNECTIONS_PER_IP": str(self.max_connections_per_ip),
+            "SEATMAP_IDLE_TIMEOUT": str(self.idle_timeout),
         }
         return {name: value for name, value in pairs.items() if value is not None}
 
