@@ -4,6 +4,7 @@ stopped in one place."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -18,6 +19,7 @@ from starlette.staticfiles import StaticFiles
 
 from . import db
 from .api import events, health, holds, live, pages
+from .api import orders as order_routes
 from .api.common import on_http_exception, on_seatmap_error, on_unexpected
 from .auth import TokenSigner
 from .catalog import EventCatalog
@@ -26,6 +28,10 @@ from .holds import HoldEngine
 from .hub import Hub
 from .live import LiveState
 from .migrate import apply_migrations
+from .orders import Orders
+from .outbox import Outbox
+from .payments import Payments
+from .reservations import Reservations
 from .scripts import Scripts
 from .services import Services
 from .settings import Settings
@@ -64,6 +70,10 @@ async def open_services(settings: Settings, *, background: bool = True) -> Async
         live_state = LiveState(scripts, db.owned_loader(pool))
         hold_engine = HoldEngine(scripts, settings, on_state_missing=live_state.rebuild)
         hub = Hub(settings.redis_url, live_state, catalog.get)
+        payments = Payments(settings)
+        reservations = Reservations(scripts, settings.stream_maxlen, on_state_missing=live_state.rebuild)
+        outbox = Outbox(pool, payments, reservations, catalog)
+        orders = Orders(pool, catalog, hold_engine, reservations, payments, outbox, settings)
         services = Services(
             settings=settings,
             redis=redis,
@@ -74,6 +84,7 @@ async def open_services(settings: Settings, *, background: bool = True) -> Async
             holds=hold_engine,
             hub=hub,
             signer=TokenSigner(settings.secret, settings.admin_token),
+            orders=orders,
             extra={},
         )
         sweeper = Sweeper(
@@ -85,6 +96,8 @@ async def open_services(settings: Settings, *, background: bool = True) -> Async
             supervisor.start("hub-reader", hub.run_reader)
             supervisor.start("hub-watch", lambda: hub.run_watch(settings.redis_watch_interval))
             supervisor.start("sweeper", sweeper.run)
+            supervisor.start("outbox", outbox.run)
+            supervisor.start("order-expiry", lambda: expire_orders(orders, settings.sweep_interval * 4))
         yield services
     finally:
         with contextlib.suppress(NameError):
@@ -92,8 +105,18 @@ async def open_services(settings: Settings, *, background: bool = True) -> Async
             if closed:
                 log.info("closed %d websocket client(s) with 1012 (resume elsewhere)", closed)
         await supervisor.stop()
+        with contextlib.suppress(NameError):
+            await payments.close()
         await pool.close()
         await redis.aclose()
+
+
+async def expire_orders(orders: Orders, interval: float) -> None:
+    """Expire lapsed checkouts (their seats go back on sale) every `interval`."""
+    while True:
+        while await orders.expire_due():
+            pass
+        await asyncio.sleep(interval)
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
@@ -109,6 +132,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         routes=[
             *events.routes,
             *holds.routes,
+            *order_routes.routes,
             *health.routes,
             *live.routes,
             *pages.routes,

@@ -7,6 +7,7 @@ import json
 
 import asyncpg
 
+from .ledger import owned_seats
 from .live import OwnedLoader, OwnedSeats
 
 
@@ -21,9 +22,10 @@ async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> asy
 
 
 def owned_loader(pool: asyncpg.Pool) -> OwnedLoader:
-    """What orders own of an event, as live state needs it after a rebuild."""
+    """What orders reserve or own of an event, as live state needs it after a rebuild."""
 
     async def load(event_id: str) -> OwnedSeats:
-        return [], {}
+        async with pool.acquire() as conn:
+            return await owned_seats(conn, event_id)
 
     return load

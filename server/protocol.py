@@ -111,6 +111,44 @@ class HoldOut(Struct, omit_defaults=True):
     adjacent: bool | UnsetType = UNSET
 
 
+class Ticket(Struct):
+    seat: str
+    code: str
+
+
+class OrderOut(Struct, omit_defaults=True):
+    order_id: str
+    event_id: str
+    buyer_id: str
+    status: str
+    seats: list[str]
+    amount_cents: int
+    refunded_cents: int
+    currency: str
+    created_at: datetime
+    expires_at: datetime
+    tickets: list[Ticket]
+    confirmed_at: datetime | None = None
+    payment_intent_id: str | None = None
+    payment_url: str | None = None
+
+
+class CheckoutOut(Struct):
+    order_id: str
+    status: str
+    amount_cents: int
+    currency: str
+    payment_intent_id: str | None
+    client_secret: str | None
+    payment_url: str | None
+    expires_at: datetime
+    seats: list[str]
+
+
+class RefundRequest(Struct, forbid_unknown_fields=True):
+    amount_cents: Annotated[int, Meta(ge=1)] | None = None
+
+
 # ------------------------------------------------------ websocket: client -> server
 
 
@@ -192,6 +230,7 @@ encoder = msgspec.json.Encoder()
 client_frame_decoder = msgspec.json.Decoder(ClientFrame)
 create_event_decoder = msgspec.json.Decoder(CreateEvent)
 hold_request_decoder = msgspec.json.Decoder(HoldRequest)
+refund_request_decoder = msgspec.json.Decoder(RefundRequest)
 
 
 def error_frame(body: dict[str, object], ref: str | None) -> bytes:

@@ -14,6 +14,7 @@ from .catalog import EventCatalog
 from .holds import HoldEngine
 from .hub import Hub
 from .live import LiveState
+from .orders import Orders
 from .scripts import Scripts
 from .settings import Settings
 
@@ -29,6 +30,7 @@ class Services:
     holds: HoldEngine
     hub: Hub
     signer: TokenSigner
+    orders: Orders
     extra: dict[str, Any]
 
 

@@ -104,3 +104,11 @@ def server_settings(redis_url: str, database_url: str, tmp_path: Path):
         return test_settings(redis_url, database_url, tmp_path, **overrides)
 
     return make
+
+
+def pytest_asyncio_loop_factories(config, item):
+    """uvloop, as `seatmap serve` runs (uvicorn picks it when installed), so the
+    tests exercise the same transports as production."""
+    import uvloop
+
+    return {"uvloop": uvloop.new_event_loop}

@@ -85,24 +85,48 @@ def test_settings(redis_url: str, database_url: str, data_dir: Path, **overrides
 
 
 @contextlib.asynccontextmanager
-async def running_server(settings: Settings) -> AsyncIterator[RunningServer]:
+async def running_server(settings: Settings, *, port: int = 0) -> AsyncIterator[RunningServer]:
+    """The app on `port` (0: a free one). Without a Stripe key, the bundled
+    gateway runs beside it (in a thread, on its own free port), delivering
+    its signed webhooks to this server, as `seatmap serve` arranges."""
+    import socket
+
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", port))
+    port = sock.getsockname()[1]
+    gateway = None
+    if settings.uses_gateway:
+        from server.gateway import GatewayConfig
+        from server.gateway.runner import BackgroundGateway
+
+        config = GatewayConfig.from_settings(
+            settings,
+            webhook_url=f"http://127.0.0.1:{port}/api/webhooks/stripe",
+            retry_base=0.1,
+            retry_cap=1.0,
+        )
+        gateway = await asyncio.to_thread(BackgroundGateway(config).start)
+        settings = replace(settings, stripe_api_base=gateway.url)
+    settings = replace(settings, public_url=f"http://127.0.0.1:{port}")
     app = create_app(settings)
     options = uvicorn_options(settings)
     options["log_level"] = "warning"
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, **options)
-    server = uvicorn.Server(config)
-    task = asyncio.get_running_loop().create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()  # raises the startup error
-            raise RuntimeError("server exited during startup")
-        await asyncio.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, **options))
+    task = asyncio.get_running_loop().create_task(server.serve(sockets=[sock]))
     try:
+        while not server.started:
+            if task.done():
+                task.result()  # raises the startup error
+                raise RuntimeError("server exited during startup")
+            await asyncio.sleep(0.01)
         yield RunningServer(f"http://127.0.0.1:{port}", settings, server)
     finally:
         server.should_exit = True
         await task
+        sock.close()
+        if gateway is not None:
+            await asyncio.to_thread(gateway.stop)
 
 
 def unique_id(prefix: str = "ev") -> str:

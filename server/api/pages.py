@@ -20,7 +20,12 @@ async def event_page(request: Request) -> Response:
     return FileResponse(STATIC_DIR / "event.html")
 
 
+async def order_page(request: Request) -> Response:
+    return FileResponse(STATIC_DIR / "order.html")
+
+
 routes = [
     Route("/", index, methods=["GET"]),
     Route("/events/{event_id}", event_page, methods=["GET"]),
+    Route("/orders/{order_id}", order_page, methods=["GET"]),
 ]

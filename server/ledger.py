@@ -1,0 +1,315 @@
+"""The ledger: orders and everything recorded about them in Postgres.
+
+Owns the SQL of orders, order seats, tickets, payments, refunds, webhook
+events, the outbox and the audit log. Every status change goes through
+`change_status`, which checks the transition table, keeps the seats' `live`
+flag (the unique index that refuses a second live booking) and the tickets
+in step, and appends the audit row, all in the caller's transaction. It
+never calls Redis or Stripe.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from .order_states import HOLDS_SEATS, OWNS_SEATS, OrderStatus, transition
+
+ORDER_COLUMNS = (
+    "id, event_id, buyer_id, hold_id, status, amount_cents, refunded_cents, currency,"
+    " payment_intent_id, client_secret, created_at, expires_at, confirmed_at"
+)
+
+
+@dataclass
+class Order:
+    id: str
+    event_id: str
+    buyer_id: str
+    hold_id: str
+    status: OrderStatus
+    amount_cents: int
+    refunded_cents: int
+    currency: str
+    payment_intent_id: str | None
+    client_secret: str | None
+    created_at: datetime
+    expires_at: datetime
+    confirmed_at: datetime | None
+    seats: list[str]
+    tickets: list[tuple[str, str]]  # (seat, code), only while the order owns its seats
+
+
+def new_order_id() -> str:
+    return "ord_" + secrets.token_urlsafe(12)
+
+
+def new_ticket_code() -> str:
+    # 128 random bits: what a QR code carries; unguessable, unique by construction.
+    return secrets.token_urlsafe(16)
+
+
+async def _complete(conn: asyncpg.Connection, rows: list[asyncpg.Record]) -> list[Order]:
+    if not rows:
+        return []
+    ids = [row["id"] for row in rows]
+    seats: dict[str, list[str]] = {order_id: [] for order_id in ids}
+    for seat in await conn.fetch(
+        "SELECT order_id, seat_id FROM order_seats WHERE order_id = ANY($1::text[]) ORDER BY seat_id", ids
+    ):
+        seats[seat["order_id"]].append(seat["seat_id"])
+    tickets: dict[str, list[tuple[str, str]]] = {order_id: [] for order_id in ids}
+    for ticket in await conn.fetch(
+        "SELECT order_id, seat_id, code FROM tickets WHERE order_id = ANY($1::text[]) AND voided_at IS NULL"
+        " ORDER BY seat_id",
+        ids,
+    ):
+        tickets[ticket["order_id"]].append((ticket["seat_id"], ticket["code"]))
+    return [
+        Order(
+            **{**dict(row), "status": OrderStatus(row["status"])},
+            seats=seats[row["id"]],
+            tickets=tickets[row["id"]],
+        )
+        for row in rows
+    ]
+
+
+async def fetch_order(conn: asyncpg.Connection, order_id: str, *, lock: bool = False) -> Order | None:
+    suffix = " FOR UPDATE" if lock else ""
+    row = await conn.fetchrow(f"SELECT {ORDER_COLUMNS} FROM orders WHERE id = $1{suffix}", order_id)
+    found = await _complete(conn, [row] if row else [])
+    return found[0] if found else None
+
+
+async def fetch_order_by_hold(conn: asyncpg.Connection, hold_id: str) -> Order | None:
+    row = await conn.fetchrow(f"SELECT {ORDER_COLUMNS} FROM orders WHERE hold_id = $1", hold_id)
+    found = await _complete(conn, [row] if row else [])
+    return found[0] if found else None
+
+
+async def fetch_order_id_by_intent(conn: asyncpg.Connection, payment_intent_id: str) -> str | None:
+    return await conn.fetchval("SELECT id FROM orders WHERE payment_intent_id = $1", payment_intent_id)
+
+
+async def list_orders(
+    conn: asyncpg.Connection,
+    *,
+    buyer_id: str | None = None,
+    event_id: str | None = None,
+    status: str | None = None,
+    limit: int = 1000,
+) -> list[Order]:
+    clauses, args = [], []
+    for column, value in (("buyer_id", buyer_id), ("event_id", event_id), ("status", status)):
+        if value is not None:
+            args.append(value)
+            clauses.append(f"{column} = ${len(args)}")
+    where = " WHERE " + " AND ".join(clauses) if clauses else ""
+    args.append(limit)
+    rows = await conn.fetch(
+        f"SELECT {ORDER_COLUMNS} FROM orders{where} ORDER BY created_at, id LIMIT ${len(args)}", *args
+    )
+    return await _complete(conn, rows)
+
+
+async def insert_order(
+    conn: asyncpg.Connection,
+    *,
+    order_id: str,
+    event_id: str,
+    buyer_id: str,
+    hold_id: str,
+    seats: list[tuple[str, int]],
+    currency: str,
+    checkout_seconds: int,
+) -> None:
+    """A pending order reserving `seats` (id, price). Raises UniqueViolationError
+    on a hold that already checked out, or on a seat another live order has."""
+    amount = sum(price for _, price in seats)
+    await conn.execute(
+        "INSERT INTO orders (id, event_id, buyer_id, hold_id, status, amount_cents, currency, expires_at)"
+        " VALUES ($1, $2, $3, $4, 'pending', $5, $6, now() + make_interval(secs => $7))",
+        order_id,
+        event_id,
+        buyer_id,
+        hold_id,
+        amount,
+        currency,
+        float(checkout_seconds),
+    )
+    await conn.executemany(
+        "INSERT INTO order_seats (order_id, event_id, seat_id, price_cents, live) VALUES ($1, $2, $3, $4, true)",
+        [(order_id, event_id, seat, price) for seat, price in seats],
+    )
+    await audit(
+        conn, order_id, None, OrderStatus.PENDING, "checkout", {"hold_id": hold_id, "seats": len(seats)}
+    )
+
+
+async def set_payment_intent(conn: asyncpg.Connection, order_id: str, pi_id: str, client_secret: str) -> None:
+    await conn.execute(
+        "UPDATE orders SET payment_intent_id = $2, client_secret = $3, updated_at = now() WHERE id = $1",
+        order_id,
+        pi_id,
+        client_secret,
+    )
+
+
+async def audit(
+    conn: asyncpg.Connection,
+    order_id: str,
+    from_status: OrderStatus | None,
+    to_status: OrderStatus,
+    cause: str,
+    details: dict[str, Any] | None = None,
+) -> None:
+    await conn.execute(
+        "INSERT INTO order_audit (order_id, from_status, to_status, cause, details) VALUES ($1, $2, $3, $4, $5)",
+        order_id,
+        from_status,
+        to_status,
+        cause,
+        details or {},
+    )
+
+
+async def change_status(
+    conn: asyncpg.Connection,
+    order: Order,
+    target: OrderStatus,
+    cause: str,
+    details: dict[str, Any] | None = None,
+) -> None:
+    """Move `order` to `target` in the caller's transaction, with its seats,
+    tickets and audit row. Raises ForbiddenTransition, and UniqueViolationError
+    when re-taking seats another live order has (the caller rolls back)."""
+    transition(order.status, target)
+    was_live, now_live = order.status in HOLDS_SEATS, target in HOLDS_SEATS
+    if now_live != was_live:
+        await conn.execute("UPDATE order_seats SET live = $2 WHERE order_id = $1", order.id, now_live)
+    if target == OrderStatus.CONFIRMED:
+        await conn.executemany(
+            "INSERT INTO tickets (code, order_id, event_id, seat_id) VALUES ($1, $2, $3, $4)"
+            " ON CONFLICT (order_id, seat_id) DO NOTHING",
+            [(new_ticket_code(), order.id, order.event_id, seat) for seat in order.seats],
+        )
+    elif order.status in OWNS_SEATS and target not in OWNS_SEATS:
+        await conn.execute(
+            "UPDATE tickets SET voided_at = now() WHERE order_id = $1 AND voided_at IS NULL", order.id
+        )
+    await conn.execute(
+        "UPDATE orders SET status = $2, updated_at = now(),"
+        " confirmed_at = CASE WHEN $2 = 'confirmed' THEN coalesce(confirmed_at, now()) ELSE confirmed_at END"
+        " WHERE id = $1",
+        order.id,
+        target,
+    )
+    await audit(conn, order.id, order.status, target, cause, details)
+    order.status = target
+
+
+async def set_refunded(conn: asyncpg.Connection, order_id: str, refunded_cents: int) -> None:
+    await conn.execute(
+        "UPDATE orders SET refunded_cents = greatest(refunded_cents, $2), updated_at = now() WHERE id = $1",
+        order_id,
+        refunded_cents,
+    )
+
+
+async def record_payment(
+    conn: asyncpg.Connection,
+    order: Order,
+    status: str,
+    amount: int,
+    currency: str,
+    captured: int,
+    error: str | None = None,
+) -> None:
+    await conn.execute(
+        "INSERT INTO payments (payment_intent_id, order_id, status, amount_cents, currency, captured_cents, last_error)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7)"
+        " ON CONFLICT (payment_intent_id) DO UPDATE SET status = $3, amount_cents = $4, currency = $5,"
+        " captured_cents = greatest(payments.captured_cents, $6), last_error = coalesce($7, payments.last_error),"
+        " updated_at = now()",
+        order.payment_intent_id,
+        order.id,
+        status,
+        amount,
+        currency,
+        captured,
+        error,
+    )
+
+
+async def record_refund(
+    conn: asyncpg.Connection, refund_id: str, order_id: str, amount: int, reason: str | None
+) -> None:
+    await conn.execute(
+        "INSERT INTO refunds (id, order_id, amount_cents, reason) VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO NOTHING",
+        refund_id,
+        order_id,
+        amount,
+        reason,
+    )
+
+
+async def claim_webhook(
+    conn: asyncpg.Connection, provider: str, event_id: str, event_type: str, payload: dict[str, Any]
+) -> bool:
+    """Record a provider event in the caller's transaction; False if it was
+    recorded before (a redelivery: act on nothing). Concurrent deliveries of
+    one event wait here on the primary key until the first commits."""
+    inserted = await conn.fetchval(
+        "INSERT INTO webhook_events (provider, event_id, type, outcome, payload) VALUES ($1, $2, $3, 'received', $4)"
+        " ON CONFLICT (provider, event_id) DO NOTHING RETURNING true",
+        provider,
+        event_id,
+        event_type,
+        payload,
+    )
+    return bool(inserted)
+
+
+async def set_webhook_outcome(conn: asyncpg.Connection, provider: str, event_id: str, outcome: str) -> None:
+    await conn.execute(
+        "UPDATE webhook_events SET outcome = $3 WHERE provider = $1 AND event_id = $2",
+        provider,
+        event_id,
+        outcome,
+    )
+
+
+async def enqueue(
+    conn: asyncpg.Connection, order_id: str, action: str, key: str, amount: int | None = None
+) -> None:
+    """An effect to carry out once this transaction commits (see server/outbox.py)."""
+    await conn.execute(
+        "INSERT INTO outbox (order_id, action, amount_cents, idempotency_key) VALUES ($1, $2, $3, $4)"
+        " ON CONFLICT (idempotency_key) DO NOTHING",
+        order_id,
+        action,
+        amount,
+        key,
+    )
+
+
+async def owned_seats(
+    conn: asyncpg.Connection, event_id: str
+) -> tuple[list[tuple[str, str]], dict[str, int]]:
+    """What orders reserve or own of an event: seat -> Redis owner, buyer -> count."""
+    rows = await conn.fetch(
+        "SELECT s.seat_id, o.id, o.status, o.buyer_id FROM order_seats s JOIN orders o ON o.id = s.order_id"
+        " WHERE s.event_id = $1 AND s.live",
+        event_id,
+    )
+    owners, counts = [], {}
+    for row in rows:
+        prefix = "r" if row["status"] == OrderStatus.PENDING else "b"
+        owners.append((row["seat_id"], prefix + row["id"]))
+        counts[row["buyer_id"]] = counts.get(row["buyer_id"], 0) + 1
+    return owners, counts
