@@ -161,9 +161,7 @@ class MapFollower:
             self.epoch, self.version = frame["epoch"], frame["version"]
         elif frame["type"] == "diff":
             assert frame["epoch"] == self.epoch, "diff of another epoch without a snapshot"
-            assert frame["prev"] == self.version, (
-                f"diff chain broken: prev {frame['prev']} after {self.version}"
-            )
+            assert frame["prev"] == self.version, f"diff chain broken: prev {frame['prev']} after {self.version}"
             self.seats.update(frame["changes"])
             self.version = frame["version"]
         elif frame["type"] == "resumed":
@@ -182,22 +180,32 @@ class ServerProcess:
     """`seatmap serve` as a real child process (workers, signals, SIGKILL)."""
 
     def __init__(self, settings: Settings, *, workers: int = 1, port: int | None = None) -> None:
-        self.settings = settings
-        self.workers = workers
+        if settings.uses_gateway and settings.stripe_api_base is None:
+            # fixed for this object, so a restart finds the same gateway (and its state)
+            settings = replace(settings, stripe_api_base=f"http://127.0.0.1:{free_port()}")
         self.port = port or free_port()
+        self.settings = replace(settings, public_url=f"http://127.0.0.1:{self.port}")
+        self.workers = workers
         self.url = f"http://127.0.0.1:{self.port}"
         self.ws_url = self.url.replace("http://", "ws://", 1)
         self.process: Any = None
 
+    def client(self) -> RunningServer:
+        """The same helpers as for an in-process server."""
+        return RunningServer(self.url, self.settings, None)  # type: ignore[arg-type]
+
     def env(self) -> dict[str, str]:
         import os
 
-        gateway = self.settings.stripe_api_base or f"http://127.0.0.1:{free_port()}"
-        return {
-            **os.environ,
-            **replace(self.settings, stripe_api_base=gateway).as_env(),
-            "SEATMAP_LOG_LEVEL": "warning",
-        }
+        return {**os.environ, **self.settings.as_env(), "SEATMAP_LOG_LEVEL": "warning"}
+
+    async def crash(self) -> None:
+        """SIGKILL the server and its gateway at once, like a machine dying."""
+        import os
+        import signal
+
+        os.killpg(self.process.pid, signal.SIGKILL)
+        await asyncio.to_thread(self.process.wait)
 
     async def start(self) -> None:
         import subprocess
@@ -215,6 +223,7 @@ class ServerProcess:
                 str(self.workers),
             ],
             env=self.env(),
+            start_new_session=True,  # its own process group: crash() kills it whole
         )
         async with httpx.AsyncClient(verify=_SSL_CONTEXT) as client:
             for _ in range(600):
