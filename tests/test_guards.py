@@ -287,7 +287,7 @@ async def test_a_peer_that_stops_answering_pings_is_closed_after_the_idle_timeou
         sock.close()
     assert 0x9 in opcodes  # the server pinged
     assert code == 1011  # keepalive ping timeout
-    assert 0.8 <= closed_at - started <= 2.0
+    assert 0.8 <= closed_at - started <= 3.0  # ~1 s; slack for a loaded machine
 
 
 async def test_a_silent_client_that_answers_pings_stays_open(idle_server: int):
