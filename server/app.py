@@ -20,7 +20,7 @@ from starlette.staticfiles import StaticFiles
 from . import db
 from .api import events, health, holds, live, pages
 from .api import orders as order_routes
-from .api.common import on_http_exception, on_seatmap_error, on_unexpected
+from .api.common import DEPENDENCY_ERRORS, on_dependency_error, on_http_exception, on_seatmap_error, on_unexpected
 from .auth import TokenSigner
 from .catalog import EventCatalog
 from .errors import SeatmapError
@@ -32,6 +32,7 @@ from .orders import Orders
 from .outbox import Outbox
 from .payments import Payments
 from .reservations import Reservations
+from .script_channel import ScriptChannel
 from .scripts import Scripts
 from .services import Services
 from .settings import Settings
@@ -64,7 +65,8 @@ async def open_services(settings: Settings, *, background: bool = True) -> Async
     supervisor = Supervisor()
     try:
         await apply_migrations(settings.database_url)
-        scripts = Scripts(redis)
+        channel = ScriptChannel(settings.redis_url)
+        scripts = Scripts(redis, channel=channel)
         await scripts.register()
         catalog = EventCatalog(pool)
         live_state = LiveState(scripts, db.owned_loader(pool))
@@ -87,9 +89,7 @@ async def open_services(settings: Settings, *, background: bool = True) -> Async
             orders=orders,
             extra={},
         )
-        sweeper = Sweeper(
-            hold_engine, live_state, catalog, settings.sweep_interval, settings.redis_watch_interval
-        )
+        sweeper = Sweeper(hold_engine, live_state, catalog, settings.sweep_interval, settings.redis_watch_interval)
         services.extra["sweeper"] = sweeper
         hold_engine.expiry_listener = sweeper.expect
         if background:
@@ -108,6 +108,8 @@ async def open_services(settings: Settings, *, background: bool = True) -> Async
         with contextlib.suppress(NameError):
             await payments.close()
         await pool.close()
+        with contextlib.suppress(NameError):
+            channel.close()
         await redis.aclose()
 
 
@@ -141,6 +143,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         middleware=[Middleware(live.CaptureSend)],
         exception_handlers={
             SeatmapError: on_seatmap_error,
+            **dict.fromkeys(DEPENDENCY_ERRORS, on_dependency_error),
             HTTPException: on_http_exception,
             Exception: on_unexpected,
         },

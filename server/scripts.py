@@ -19,6 +19,8 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError
 
+from .script_channel import ScriptChannel
+
 LUA_DIR = Path(__file__).resolve().parent.parent / "lua"
 _INCLUDE = re.compile(r'^--- @include "([a-z_]+)"\s*$', re.MULTILINE)
 
@@ -57,10 +59,13 @@ def load_scripts(directory: Path = LUA_DIR) -> dict[str, LuaScript]:
 
 
 class Scripts:
-    """The project's Lua scripts bound to one Redis client."""
+    """The project's Lua scripts bound to one Redis client. With a
+    `ScriptChannel`, calls go through its pipelined connection (the server's
+    hot path); without one, through redis-py."""
 
-    def __init__(self, redis: Redis, directory: Path = LUA_DIR) -> None:
+    def __init__(self, redis: Redis, directory: Path = LUA_DIR, channel: ScriptChannel | None = None) -> None:
         self.redis = redis
+        self.channel = channel
         self.by_name = load_scripts(directory)
 
     async def register(self) -> None:
@@ -72,8 +77,13 @@ class Scripts:
     async def call(self, name: str, keys: tuple[str, ...] | list[str], args: list[Any]) -> Any:
         script = self.by_name[name]
         try:
-            return await self.redis.evalsha(script.sha, len(keys), *keys, *args)
+            return await self._evalsha(script.sha, keys, args)
         except NoScriptError:
             # Redis restarted or ran SCRIPT FLUSH: load it again and retry once.
             await self.redis.script_load(script.source)
-            return await self.redis.evalsha(script.sha, len(keys), *keys, *args)
+            return await self._evalsha(script.sha, keys, args)
+
+    async def _evalsha(self, sha: str, keys: tuple[str, ...] | list[str], args: list[Any]) -> Any:
+        if self.channel is not None:
+            return await self.channel.evalsha(sha, keys, args)
+        return await self.redis.evalsha(sha, len(keys), *keys, *args)

@@ -6,13 +6,16 @@ from __future__ import annotations
 import logging
 from typing import Any, TypeVar
 
+import asyncpg
 import msgspec
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
 from ..auth import bearer
-from ..errors import BadRequest, Forbidden, SeatmapError, Unauthorized, ValidationError
+from ..errors import BadRequest, Forbidden, SeatmapError, Unauthorized, Unavailable, ValidationError
 from ..metrics import METRICS
 from ..protocol import encoder
 from ..services import services_of
@@ -27,9 +30,7 @@ def json_response(content: Any, status: int = 200, headers: dict[str, str] | Non
     return Response(body, status_code=status, media_type="application/json", headers=headers)
 
 
-async def decode_body(
-    request: Request, decoder: msgspec.json.Decoder[T], *, empty_ok: bool = False
-) -> T | None:
+async def decode_body(request: Request, decoder: msgspec.json.Decoder[T], *, empty_ok: bool = False) -> T | None:
     body = await request.body()
     if not body.strip():
         if empty_ok:
@@ -48,9 +49,7 @@ async def decode_body(
 def buyer_id(request: Request) -> str:
     token = bearer(request.headers.get("authorization"))
     if token is None:
-        raise Unauthorized(
-            "send the buyer token as 'Authorization: Bearer <token>' (POST /api/sessions makes one)"
-        )
+        raise Unauthorized("send the buyer token as 'Authorization: Bearer <token>' (POST /api/sessions makes one)")
     return services_of(request).signer.buyer_of(token)
 
 
@@ -85,10 +84,28 @@ async def on_seatmap_error(request: Request, exc: Exception) -> Response:
 async def on_http_exception(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     code = {404: "not_found", 401: "unauthorized", 403: "forbidden"}.get(exc.status_code, "bad_request")
-    details = {404: "no such route", 405: f"{request.method} is not allowed here"}.get(
-        exc.status_code, str(exc.detail)
-    )
+    details = {404: "no such route", 405: f"{request.method} is not allowed here"}.get(exc.status_code, str(exc.detail))
     return json_response({"error": code, "details": details}, exc.status_code, dict(exc.headers or {}))
+
+
+# A dependency that does not answer is the contract's 503, not a server bug.
+DEPENDENCY_ERRORS: tuple[type[BaseException], ...] = (
+    RedisConnectionError,
+    RedisTimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    ConnectionError,
+    TimeoutError,
+)
+
+
+def dependency_down(exc: BaseException) -> Unavailable:
+    log.warning("a dependency failed: %s: %s", type(exc).__name__, exc)
+    return Unavailable(f"a service Seatmap depends on did not answer ({type(exc).__name__}); retry shortly")
+
+
+async def on_dependency_error(request: Request, exc: Exception) -> Response:
+    return error_response(dependency_down(exc))
 
 
 async def on_unexpected(request: Request, exc: Exception) -> Response:

@@ -35,6 +35,7 @@ from ..protocol import (
 )
 from ..services import Services, services_of
 from ..wire import Sink, sink_for, text_frame
+from .common import DEPENDENCY_ERRORS, dependency_down
 
 log = logging.getLogger("seatmap.ws")
 
@@ -95,6 +96,8 @@ class Connection:
             self.reply(await self.dispatch(frame))
         except SeatmapError as error:
             self.reply(error_frame(error.body(), frame.ref))
+        except DEPENDENCY_ERRORS as error:
+            self.reply(error_frame(dependency_down(error).body(), frame.ref))
 
     async def dispatch(self, frame: HoldFrame | ReleaseFrame | PingFrame) -> bytes:
         match frame:
@@ -155,14 +158,10 @@ async def live_socket(websocket: WebSocket) -> None:
     await websocket.accept()
     METRICS.ws_connections.inc()
     settings = services.settings
-    sink = sink_for(
-        websocket.scope.get("seatmap.send"), settings.client_buffer_bytes, settings.socket_send_buffer
-    )
+    sink = sink_for(websocket.scope.get("seatmap.send"), settings.client_buffer_bytes, settings.socket_send_buffer)
     connection = Connection(services, event, buyer, sink)
     try:
-        connection.subscriber = await services.hub.join(
-            event, sink, compact=compact, epoch=epoch, since=since
-        )
+        connection.subscriber = await services.hub.join(event, sink, compact=compact, epoch=epoch, since=since)
         while True:
             message = await websocket.receive()
             if message["type"] == "websocket.disconnect":
