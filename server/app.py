@@ -24,13 +24,16 @@ from .api.common import DEPENDENCY_ERRORS, on_dependency_error, on_http_exceptio
 from .auth import TokenSigner
 from .catalog import EventCatalog
 from .errors import SeatmapError
+from .guards import ConnectionLimiter
 from .holds import HoldEngine
 from .hub import Hub
 from .live import LiveState
+from .metrics import METRICS
 from .migrate import apply_migrations
 from .orders import Orders
 from .outbox import Outbox
 from .payments import Payments
+from .ratelimit import RateLimiter
 from .reservations import Reservations
 from .script_channel import ScriptChannel
 from .scripts import Scripts
@@ -87,6 +90,10 @@ async def open_services(settings: Settings, *, background: bool = True) -> Async
             hub=hub,
             signer=TokenSigner(settings.secret, settings.admin_token),
             orders=orders,
+            rate_limiter=RateLimiter.from_settings(
+                scripts, settings, on_refused=lambda rule: METRICS.rate_limited.inc(1, rule)
+            ),
+            connections=ConnectionLimiter(settings.max_connections, settings.max_connections_per_ip),
             extra={},
         )
         sweeper = Sweeper(hold_engine, live_state, catalog, settings.sweep_interval, settings.redis_watch_interval)

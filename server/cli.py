@@ -40,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--dry-run", action="store_true", help="show what would be applied; change nothing")
 
     commands.add_parser("gateway", help="run only the bundled Stripe-compatible test gateway", add_help=False)
-    commands.add_parser("check", help="diagnose configuration and dependencies")
+    commands.add_parser("check", help="diagnose configuration and dependencies", add_help=False)
     return parser
 
 
@@ -50,6 +50,10 @@ def main(argv: list[str] | None = None) -> int:
         from .gateway.runner import main as gateway_main
 
         return gateway_main(argv[1:])
+    if argv[:1] == ["check"]:  # before Settings.from_env: a bad variable is one of its findings
+        from .check import main as check_main
+
+        return check_main(argv[1:])
     args = build_parser().parse_args(argv)
     try:
         settings = Settings.from_env()

@@ -114,6 +114,12 @@ class Metrics:
         self.http_requests = Counter(
             "seatmap_http_requests_total", "HTTP requests by status class.", ("status",)
         )
+        self.rate_limited = Counter(
+            "seatmap_rate_limited_total", "Requests refused by a rate limit, by rule.", ("rule",)
+        )
+        self.ws_refused = Counter(
+            "seatmap_ws_refused_total", "Websocket connections refused, by error code.", ("code",)
+        )
 
     def render(self) -> str:
         pid = str(os.getpid())

@@ -22,6 +22,7 @@ import uvicorn
 from . import logs
 from .embedded import EmbeddedServerError, embedded_services
 from .gateway_process import GatewayStartError, gateway_process
+from .guards import keepalive
 from .settings import Settings
 
 DEMO_EVENT_ID = "demo"
@@ -35,8 +36,11 @@ def uvicorn_options(settings: Settings) -> dict:
         "ws_per_message_deflate": False,
         # Frames over our own limit get an error reply; far larger ones are cut at the protocol.
         "ws_max_size": min(16 * settings.max_frame_bytes, 16 << 20),
-        "ws_ping_interval": 20.0,
-        "ws_ping_timeout": 20.0,
+        # SEATMAP_IDLE_TIMEOUT: ping every half of it, close after the other half without a pong.
+        **keepalive(settings.idle_timeout),
+        # X-Forwarded-For/-Proto only from SEATMAP_TRUSTED_PROXIES (uvicorn's default trusts loopback).
+        "proxy_headers": bool(settings.trusted_proxies),
+        "forwarded_allow_ips": list(settings.trusted_proxies) or None,
         "timeout_graceful_shutdown": 10,
         "access_log": False,
         "log_config": None,

@@ -11,10 +11,12 @@ from redis.asyncio import Redis
 
 from .auth import TokenSigner
 from .catalog import EventCatalog
+from .guards import ConnectionLimiter
 from .holds import HoldEngine
 from .hub import Hub
 from .live import LiveState
 from .orders import Orders
+from .ratelimit import RateLimiter
 from .scripts import Scripts
 from .settings import Settings
 
@@ -31,6 +33,8 @@ class Services:
     hub: Hub
     signer: TokenSigner
     orders: Orders
+    rate_limiter: RateLimiter
+    connections: ConnectionLimiter
     extra: dict[str, Any]
 
 

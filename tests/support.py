@@ -80,6 +80,8 @@ def test_settings(redis_url: str, database_url: str, data_dir: Path, **overrides
         stripe_webhook_secret="whsec_" + "t" * 32,
         sweep_interval=0.05,
         redis_watch_interval=0.2,
+        # Tests hammer holds as one buyer; tests of the limit itself turn it back on.
+        rate_holds_per_buyer=None,
     )
     return replace(base, **overrides)
 

@@ -6,15 +6,20 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from ..clientip import client_ip
 from ..errors import NotFound, ValidationError
 from ..holds import HoldGranted, event_of_hold
 from ..protocol import HoldOut, SessionOut, hold_request_decoder, iso_ms
+from ..ratelimit import Limit
 from ..services import services_of
 from .common import buyer_id, decode_body, json_response
 
 
 async def create_session(request: Request) -> Response:
-    buyer, token = services_of(request).signer.issue()
+    services = services_of(request)
+    ip = client_ip(request.scope, services.settings.trusted_proxies)
+    await services.rate_limiter.check(Limit.SESSIONS_PER_IP, ip)
+    buyer, token = services.signer.issue()
     return json_response(SessionOut(buyer_id=buyer, token=token), 201)
 
 
@@ -34,6 +39,8 @@ def hold_out(granted: HoldGranted) -> HoldOut:
 async def create_hold(request: Request) -> Response:
     buyer = buyer_id(request)
     services = services_of(request)
+    ip = client_ip(request.scope, services.settings.trusted_proxies)
+    await services.rate_limiter.check_all((Limit.HOLDS_PER_BUYER, buyer), (Limit.HOLDS_PER_IP, ip))
     event = await services.catalog.get(request.path_params["event_id"])
     body = await decode_body(request, hold_request_decoder)
     assert body is not None

@@ -18,7 +18,9 @@ import msgspec
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket
 
-from ..errors import BadRequest, NotFound, SeatmapError, Unauthorized
+from ..clientip import client_ip
+from ..errors import BadRequest, Forbidden, NotFound, SeatmapError, Unauthorized
+from ..guards import origin_allowed
 from ..hub import Subscriber
 from ..metrics import METRICS
 from ..protocol import (
@@ -33,6 +35,7 @@ from ..protocol import (
     error_frame,
     iso_ms,
 )
+from ..ratelimit import Limit
 from ..services import Services, services_of
 from ..wire import Sink, sink_for, text_frame
 from .common import DEPENDENCY_ERRORS, dependency_down
@@ -71,11 +74,12 @@ def _query_int(value: str | None, name: str) -> int | None:
 class Connection:
     """One client's session: its buyer (if any), sink and subscription."""
 
-    def __init__(self, services: Services, event: Any, buyer: str | None, sink: Sink) -> None:
+    def __init__(self, services: Services, event: Any, buyer: str | None, sink: Sink, ip: str | None) -> None:
         self.services = services
         self.event = event
         self.buyer = buyer
         self.sink = sink
+        self.ip = ip
         self.subscriber: Subscriber | None = None
 
     def reply(self, payload: bytes) -> None:
@@ -105,6 +109,9 @@ class Connection:
                 return encoder.encode(PongFrame(ref, os.getpid()))
             case HoldFrame():
                 buyer = self._buyer()
+                await self.services.rate_limiter.check_all(
+                    (Limit.HOLDS_PER_BUYER, buyer), (Limit.HOLDS_PER_IP, self.ip)
+                )
                 granted = await self.services.holds.request(
                     self.event,
                     buyer,
@@ -138,28 +145,40 @@ class Connection:
 
 async def live_socket(websocket: WebSocket) -> None:
     services = services_of(websocket)
+    settings = services.settings
     params = websocket.query_params
+    ip = client_ip(websocket.scope, settings.trusted_proxies)
     try:
+        origin = websocket.headers.get("origin")
+        if not origin_allowed(origin, websocket.headers.get("host"), settings.allowed_origins):
+            raise Forbidden(f"pages from {origin} may not open the live seat map (SEATMAP_ALLOWED_ORIGINS)")
         event = await services.catalog.get(websocket.path_params["event_id"])
         token = params.get("token")
         buyer = services.signer.buyer_of(token) if token else None
         epoch = params.get("epoch")
         since = _query_int(params.get("since"), "since")
         compact = params.get("compact", "") in ("1", "true")
+        await services.rate_limiter.check(Limit.WEBSOCKETS_PER_IP, ip)
+        if not services.connections.acquire(ip):  # last: released in the finally below
+            raise services.connections.refusal(ip)
     except SeatmapError as error:
         # Accept, say why in the error shape, then close with 4000 + the HTTP
         # status: a browser sees neither the body nor the status of a refused
         # upgrade, only 1006.
+        METRICS.ws_refused.inc(1, error.code)
         await websocket.accept()
         await websocket.send_text(error_frame(error.body(), None).decode())
         await websocket.close(4000 + error.status, error.code)
         return
 
-    await websocket.accept()
+    try:
+        await websocket.accept()
+    except BaseException:
+        services.connections.release(ip)
+        raise
     METRICS.ws_connections.inc()
-    settings = services.settings
     sink = sink_for(websocket.scope.get("seatmap.send"), settings.client_buffer_bytes, settings.socket_send_buffer)
-    connection = Connection(services, event, buyer, sink)
+    connection = Connection(services, event, buyer, sink, ip)
     try:
         connection.subscriber = await services.hub.join(event, sink, compact=compact, epoch=epoch, since=since)
         while True:
@@ -174,6 +193,7 @@ async def live_socket(websocket: WebSocket) -> None:
     except NotFound:  # pragma: no cover - the event existed a moment ago
         pass
     finally:
+        services.connections.release(ip)
         METRICS.ws_connections.dec()
         if connection.subscriber is not None:
             services.hub.leave(connection.subscriber)
