@@ -22,6 +22,7 @@ import time
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import msgspec
 from redis.asyncio import Redis
@@ -33,7 +34,7 @@ from .keys import event_keys
 from .live import LiveSnapshot, LiveState
 from .metrics import METRICS
 from .protocol import DiffFrame, ResumedFrame, SnapshotFrame, encoder
-from .wire import CLOSE_TOO_SLOW, Sink, text_frame
+from .wire import CLOSE_TOO_SLOW, Sink, TransportSink, text_frame
 
 log = logging.getLogger("seatmap.hub")
 
@@ -42,6 +43,8 @@ CODE_STATE = {code: state for state, code in STATE_CODE.items()}
 _changes_decoder = msgspec.json.Decoder(dict[str, str])
 
 RECENT_FRAMES = 512  # encoded diffs kept per feed for quick resumes
+COALESCE_MIN_BUSY = 0.002  # seconds of relaying below which the reader does not rest
+COALESCE_REST_RATIO = 1.0  # rest / busy: 1.0 caps fan-out at half of the process's time
 IDLE_FEED_SECONDS = 60.0
 
 
@@ -50,6 +53,14 @@ class Subscriber:
     sink: Sink
     compact: bool
     feed: Feed | None = None
+
+    def fast_target(self) -> tuple[Any, Any, int] | None:
+        """(write, buffered size, allowance) of the transport, pre-bound for the
+        broadcast loop; None for a sink that is not a transport."""
+        if isinstance(self.sink, TransportSink):
+            transport = self.sink.transport
+            return transport.write, transport.get_write_buffer_size, self.sink.limit
+        return None
 
 
 @dataclass(slots=True)
@@ -68,7 +79,7 @@ class Feed:
     epoch: str
     version: int
     states: bytearray
-    subscribers: set[Subscriber] = field(default_factory=set)
+    subscribers: dict[Subscriber, tuple[Any, Any, int] | None] = field(default_factory=dict)
     recent: deque[RecentDiff] = field(default_factory=lambda: deque(maxlen=RECENT_FRAMES))
     idle_since: float | None = None
     stale: bool = False
@@ -190,7 +201,7 @@ class Hub:
             for frame in frames:
                 sink.write(frame)
             sink.write(text_frame(encoder.encode(ResumedFrame(event.id, feed.epoch, feed.version))))
-        feed.subscribers.add(subscriber)
+        feed.subscribers[subscriber] = subscriber.fast_target()
         feed.idle_since = None
         subscriber.feed = feed
         METRICS.ws_subscribers.inc()
@@ -199,7 +210,7 @@ class Hub:
     def leave(self, subscriber: Subscriber) -> None:
         feed = subscriber.feed
         if feed is not None and subscriber in feed.subscribers:
-            feed.subscribers.discard(subscriber)
+            del feed.subscribers[subscriber]
             METRICS.ws_subscribers.dec()
             if not feed.subscribers:
                 feed.idle_since = time.monotonic()
@@ -253,12 +264,22 @@ class Hub:
     # ------------------------------------------------------------ delivering
 
     def broadcast(self, feed: Feed, frame: bytes) -> None:
+        # The hottest loop of the server: one pass per diff over every client.
         slow: list[Subscriber] | None = None
-        for subscriber in feed.subscribers:
-            if not subscriber.sink.write(frame):
-                if slow is None:
-                    slow = []
-                slow.append(subscriber)
+        for subscriber, target in feed.subscribers.items():
+            if target is not None:
+                write, buffered, allowance = target
+                if buffered() <= allowance:
+                    try:
+                        write(frame)
+                    except RuntimeError:
+                        pass  # closed a moment ago (uvloop raises); its receive loop is leaving
+                    continue
+            elif subscriber.sink.write(frame):
+                continue
+            if slow is None:
+                slow = []
+            slow.append(subscriber)
         sent = len(feed.subscribers) - (len(slow) if slow else 0)
         METRICS.frames_sent.inc(sent)
         METRICS.bytes_sent.inc(sent * len(frame))
@@ -314,6 +335,7 @@ class Hub:
                     result = await self._reader.xread(streams, count=2000, block=2000)
                 finally:
                     self._blocked = False
+                started = time.perf_counter()
                 for stream_key, entries in result or ():
                     event_id = stream_key[stream_key.index("{") + 1 : stream_key.rindex("}")]
                     feed = self.feeds.get(event_id)
@@ -324,6 +346,13 @@ class Hub:
                         self.broadcast(feed, diff.frame)
                     if feed.stale:
                         await self.resync(feed)
+                busy = time.perf_counter() - started
+                if busy > COALESCE_MIN_BUSY:
+                    # Adaptive coalescing: rest as long as that round took, so fan-out
+                    # takes at most half of this process's time however many clients
+                    # watch. Changes meanwhile wait in the stream and go out together
+                    # as one bigger diff; holds are served in between.
+                    await asyncio.sleep(busy * COALESCE_REST_RATIO)
         finally:
             await self._reader.aclose()
             self._reader = None
