@@ -81,11 +81,14 @@ export class Api {
     const date = Date.parse(response.headers.get("Date") || "");
     if (Number.isNaN(date)) return;
     // The header has whole seconds, and servers refresh it about once a
-    // second (uvicorn does), so at some moment between `sent` and `received`
-    // the server's clock read [date, date + 2 s). That bounds the skew; the
+    // second (uvicorn on a 0.1 s tick every tenth tick, so a busy event loop
+    // refreshes it a little late), so at some moment between `sent` and
+    // `received` the server's clock read [date, date + 3 s). The 3 s has a
+    // second of slack: with a tight 2 s a late refresh made the clock
+    // estimate run behind and a fresh 5-minute hold read "5:01". That bounds the skew; the
     // bounds of all answers are intersected, and within them the device's
     // own clock is trusted (skew 0) when it can be.
-    let lo = date - received, hi = date + 2000 - sent;
+    let lo = date - received, hi = date + 3000 - sent;
     if (this._skewBounds) {
       const [oldLo, oldHi] = this._skewBounds;
       if (Math.max(lo, oldLo) <= Math.min(hi, oldHi)) [lo, hi] = [Math.max(lo, oldLo), Math.min(hi, oldHi)];
@@ -126,6 +129,16 @@ export class Api {
       await this.request("GET", "/api/holds/session-check", { auth: true });
     } catch {
       /* 404: the token is good; anything else: the next attempt will tell */
+    }
+  }
+
+  /** The stored session, without making one (pages that only read what this browser bought). */
+  storedSession() {
+    try {
+      const stored = JSON.parse(localStorage.getItem(SESSION_KEY) || "null");
+      return stored?.token ? stored : null;
+    } catch {
+      return null;
     }
   }
 
@@ -175,9 +188,17 @@ export class Api {
     return this.request("DELETE", `/api/holds/${encodeURIComponent(holdId)}${query}`, { auth: true, retries: 1 });
   }
 
-  // PHASE 2: checkout (see checkout.js).
   checkout(holdId) {
-    return this.request("POST", `/api/holds/${encodeURIComponent(holdId)}/checkout`, { auth: true });
+    // Safe to retry: calling it again answers the same order.
+    return this.request("POST", `/api/holds/${encodeURIComponent(holdId)}/checkout`, { auth: true, retries: 1 });
+  }
+
+  getOrder(orderId) {
+    return this.request("GET", `/api/orders/${encodeURIComponent(orderId)}`, { auth: true, retries: 1 });
+  }
+
+  listOrders() {
+    return this.request("GET", "/api/orders", { auth: true, retries: 1 });
   }
 
   async liveUrl(eventId, { epoch, since } = {}) {

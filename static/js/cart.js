@@ -125,6 +125,8 @@ export class Cart {
       this.release([id]);
     } else if (state === "available") {
       this.hold([id]);
+    } else if (state === "checkout") {
+      this.notify("info", `${seatName(this.venue.seats[i])} is in your checkout. Pay for it with “Pay now”; unpaid, it is released when the checkout's time runs out.`);
     } else {
       const what = state === "booked" ? "is sold" : "is held by another buyer";
       this.notify("info", `${seatName(this.venue.seats[i])} ${what}. Choose a green seat.`);
@@ -217,6 +219,12 @@ export class Cart {
     this._changed(changed);
   }
 
+  /** Checkout took the hold `holdId` (it ends on the server): empty the cart, quietly. */
+  checkedOut(holdId) {
+    if (this.holdId !== holdId) return;
+    this._clear();
+  }
+
   _expired() {
     const had = this.seats.size;
     this._clear();
@@ -273,7 +281,7 @@ export class Cart {
         return `${plural(taken.length, "seat")} you chose were just taken by someone else. Choose others.`;
       }
       case "limit_exceeded":
-        return `You can hold at most ${body.limit ?? 8} seats for this event. Release a seat before choosing another.`;
+        return `You can hold at most ${body.limit ?? this.venue.limits.max_seats_per_buyer ?? 8} seats for this event. Release a seat before choosing another.`;
       case "not_found":
         return "Your hold expired and its seats were released. Choose your seats again.";
       case "unavailable":

@@ -1,14 +1,35 @@
-// `/`: the list of events, each a link to its seat map.
+// `/`: the list of events, each a link to its seat map, and the orders
+// this browser bought (only when it already has a session: a visit to the
+// list does not make one).
 
 import { Api, NetworkError } from "./api.js";
+import { orderItem } from "./checkout.js";
 import { eventDate, plural } from "./format.js";
+
+async function showOrders(api, events) {
+  if (!api.storedSession()) return;
+  let orders;
+  try {
+    ({ orders } = await api.listOrders());
+  } catch {
+    return;
+  }
+  if (!orders.length) return;
+  const names = new Map(events.map((event) => [event.id, event.name]));
+  orders.sort((a, b) => String(b.created_at).localeCompare(String(a.created_at)));
+  document.getElementById("my-orders-list").replaceChildren(
+    ...orders.map((order) => orderItem(order, { eventName: names.get(order.event_id) || order.event_id })),
+  );
+  document.getElementById("my-orders").hidden = false;
+}
 
 async function main() {
   const status = document.getElementById("events-status");
   const list = document.getElementById("events");
+  const api = new Api();
   let events;
   try {
-    ({ events } = await new Api().listEvents());
+    ({ events } = await api.listEvents());
   } catch (error) {
     status.textContent =
       error instanceof NetworkError
@@ -35,6 +56,7 @@ async function main() {
     }),
   );
   status.textContent = `${plural(events.length, "event")}.`;
+  await showOrders(api, events);
 }
 
 main();

@@ -6,16 +6,17 @@
 //   map.js      canvas drawing, zoom and pan
 //   a11y.js     keyboard operation and screen-reader words
 //   cart.js     the hold: seats, countdown, refusals
-//   checkout.js PHASE 2 hook: checkout and confirmation
+//   checkout.js the order awaiting payment, "Your orders"
 //
-// Seat state lives in two places: the live feed (available / held / booked
-// for everyone) and the cart (which of the held seats are this buyer's).
+// Seat state lives in three places: the live feed (available / held / booked
+// for everyone), the cart (which of the held seats are this buyer's hold) and
+// the checkout (which are reserved for this buyer's order awaiting payment).
 // `styleOf` combines them for drawing and `stateOf` for words.
 
 import { Announcer, KeyboardNav } from "./a11y.js";
 import { Api, ApiError } from "./api.js";
 import { Cart } from "./cart.js";
-import { Checkout, showConfirmation } from "./checkout.js";
+import { Checkout } from "./checkout.js";
 import { eventDate, money, plural, seatLabel, seatName, tierName } from "./format.js";
 import { BOOKED, HELD, LiveConnection, STATE_NAMES } from "./live.js";
 import { SeatMap, STYLE } from "./map.js";
@@ -71,16 +72,19 @@ async function main() {
 
   let live = null;
   let cart = null;
+  let checkout = null;
   let nav = null;
 
   const stateOf = (i) => {
+    if (checkout?.has(i)) return "checkout";
     if (cart?.isPending(i)) return "pending";
     if (cart?.isMine(i)) return "mine";
     return STATE_NAMES[live ? live.feed.states[i] : 0];
   };
   const styleOf = (i) => {
+    if (checkout?.has(i)) return STYLE.CHECKOUT;
     if (cart.isPending(i)) return STYLE.PENDING;
-    if (cart.isMine(i)) return STYLE.MINE; // PHASE 2: STYLE.CHECKOUT for seats in the buyer's order
+    if (cart.isMine(i)) return STYLE.MINE;
     return live.feed.states[i]; // AVAILABLE, HELD, BOOKED share their numbers with STYLE
   };
   const describe = (i) => {
@@ -92,6 +96,7 @@ async function main() {
       booked: "Sold",
       mine: "Held by you: click to release",
       pending: "Holding for you…",
+      checkout: "In your checkout: awaiting payment",
     }[state];
     return {
       title: `${seat.section} · Row ${seat.row} · Seat ${seat.number}`,
@@ -136,7 +141,7 @@ async function main() {
 
   nav = new KeyboardNav(viewport, map, venue, {
     labelOf: (i) => seatLabel(venue.seats[i], stateOf(i), venue.currency),
-    isMine: (i) => cart.isMine(i),
+    isMine: (i) => cart.isMine(i) || checkout.has(i),
     isAvailable: (i) => stateOf(i) === "available",
     onActivate: (i) => cart.toggle(i, { state: stateOf(i) }),
   });
@@ -157,6 +162,11 @@ async function main() {
     clearTimeout(verifyTimer);
     verifyTimer = setTimeout(() => cart.verify(), 300);
   };
+  let checkoutTimer = 0;
+  const checkoutSoon = () => {
+    clearTimeout(checkoutTimer);
+    checkoutTimer = setTimeout(() => checkout.verify(), 300);
+  };
 
   let snapshots = 0;
   live = new LiveConnection(api, venue, {
@@ -173,6 +183,8 @@ async function main() {
         }
         // One of our seats became free: the hold expired or was released elsewhere.
         if (changed.some((i) => cart.isMine(i) && live.feed.states[i] !== HELD && live.feed.states[i] !== BOOKED)) verifySoon();
+        // A seat of our checkout was booked (paid, maybe in another tab) or freed (lapsed).
+        if (changed.some((i) => checkout.has(i) && live.feed.states[i] !== HELD)) checkoutSoon();
       }
       if (!summaryTimer) summaryTimer = setTimeout(updateSummary, 500);
     },
@@ -184,6 +196,7 @@ async function main() {
         updateSummary();
       } else {
         verifySoon(); // history was lost (e.g. the server rebuilt its state): is our hold still there?
+        checkoutSoon();
       }
     },
     onStatus: ({ status, reason, retryAt }) => {
@@ -208,6 +221,9 @@ async function main() {
   $("zoom-out").addEventListener("click", () => map.zoomBy(1 / 1.5, undefined, undefined, { animate: true }));
   $("zoom-fit").addEventListener("click", () => map.fit());
 
+  // The picker offers no more seats than one buyer may hold.
+  const maxSeats = venue.limits.max_seats_per_buyer;
+  if (maxSeats) for (const option of [...$("best-count").options]) if (Number(option.value) > maxSeats) option.remove();
   const tierSelect = $("best-tier");
   for (const { tier, min, max } of venue.tiers()) {
     const price = min === max ? money(min, venue.currency) : `${money(min, venue.currency)}–${money(max, venue.currency)}`;
@@ -235,9 +251,30 @@ async function main() {
     }
   });
 
-  new Checkout({ api, cart, button: $("checkout"), note: $("checkout-note"), notify });
-  // PHASE 2: returning from the payment page.
-  await showConfirmation(api, venue, new URLSearchParams(location.search));
+  checkout = new Checkout({
+    api,
+    venue,
+    cart,
+    elements: {
+      button: $("checkout"),
+      hint: $("checkout-note"),
+      panel: $("order-panel"),
+      timer: $("order-timer"),
+      list: $("order-list"),
+      total: $("order-total"),
+      pay: $("order-pay"),
+      details: $("order-details"),
+      legend: $("legend-checkout"),
+      ordersSection: $("my-orders"),
+      orders: $("my-orders-list"),
+    },
+    notify,
+    announce: (words) => announcer.say(words),
+    onSeats: (indices) => {
+      map.invalidateSeats(indices);
+      if (indices.includes(nav?.current)) nav.refresh();
+    },
+  });
 
   // For tests and curious developers: the page's parts.
   window.seatmap = {
@@ -246,6 +283,7 @@ async function main() {
     map,
     live,
     cart,
+    checkout,
     nav,
     timings,
     stateOf: (id) => stateOf(venue.index.get(id)),
@@ -254,7 +292,7 @@ async function main() {
 
   await api.ensureSession().catch(() => {});
   live.start();
-  await cart.restore();
+  await Promise.all([cart.restore(), checkout.restore()]);
 }
 
 main();

@@ -14,6 +14,8 @@ export class Venue {
     this.name = event.name;
     this.startsAt = event.starts_at;
     this.currency = event.currency || "usd";
+    // {max_seats_per_buyer, hold_seconds, checkout_seconds}; older servers sent none.
+    this.limits = event.limits || {};
     this.seats = event.seats; // the seat objects as served, for labels
     const n = event.seats.length;
     this.size = n;
