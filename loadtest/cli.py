@@ -17,7 +17,7 @@ import importlib
 import sys
 from types import ModuleType
 
-from .report import Progress, run_info, write_json
+from .report import Progress, run_info, write_html, write_json
 from .stack import add_stack_arguments, open_stack
 from .system import raise_fd_limit
 
@@ -33,6 +33,20 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "connections": ("loadtest.connections", "server memory per idle websocket at 10k clients"),
     "snapshot": ("loadtest.snapshot", "first-frame bytes and encode time for a 20,000-seat venue"),
+    "drop": (
+        "loadtest.drop",
+        "an on-sale drop: buyers connect, watch, race for seats, pay or walk away; invariants checked",
+    ),
+    "record": ("loadtest.record", "a drop whose buyers' traffic is recorded to FILE (JSON lines) for replay"),
+    "replay": (
+        "loadtest.replay",
+        "replay a recording or a server traffic log (SEATMAP_TRAFFIC_LOG) at 1x, Nx or max speed",
+    ),
+    "checkout": (
+        "loadtest.checkout",
+        "completed purchases/s end to end (hold, checkout, pay, webhook, confirmed) and each step's share",
+    ),
+    "bench": ("loadtest.bench", "the whole suite at fixed sizes; rewrites docs/benchmarks.md's figures"),
 }
 
 
@@ -62,7 +76,9 @@ def run_benchmark(module: ModuleType, args: argparse.Namespace) -> int:
     result = {"command": args.command, **run_info(), **body}
     print(module.render(result), flush=True)
     write_json(args.json, result)
-    return 0
+    if getattr(args, "html", None):
+        write_html(args.html, result)
+    return int(result.get("exit_code", 0))
 
 
 def main(argv: list[str] | None = None) -> int:

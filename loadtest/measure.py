@@ -9,6 +9,7 @@ count against it (they only slow it down). Memory is RSS and, where
 from __future__ import annotations
 
 import contextlib
+import math
 import shutil
 import subprocess
 import sys
@@ -132,3 +133,37 @@ def top_frames(path: str, count: int = 12) -> list[tuple[float, str]]:
         total += int(samples)
         own[stack.split(";")[-1]] += int(samples)
     return [(n / total, frame) for frame, n in own.most_common(count)] if total else []
+
+
+class Sampler:
+    """CPU (cores busy) and RSS of named process trees, read once a second
+    into a time series: `{"t": [...], "<name>": {"cpu": [...], "rss_mib": [...]}}`."""
+
+    def __init__(self, pids: dict[str, int]) -> None:
+        self.pids = {name: pid for name, pid in pids.items() if pid}
+        self.series: dict[str, Any] = {"t": []}
+        for name in self.pids:
+            self.series[name] = {"cpu": [], "rss_mib": []}
+        self._last: dict[str, tuple[float, float]] = {}
+
+    def sample(self) -> dict[str, tuple[float, float]]:
+        """Take one reading; returns {name: (cores busy since the last reading, RSS MiB)}."""
+        now = time.monotonic()
+        found: dict[str, tuple[float, float]] = {}
+        for name, pid in self.pids.items():
+            try:
+                cpu = cpu_seconds(pid)
+                rss = memory(pid)["rss"] / 2**20
+            except psutil.Error:
+                continue
+            last = self._last.get(name)
+            busy = (cpu - last[1]) / (now - last[0]) if last and now > last[0] else 0.0
+            self._last[name] = (now, cpu)
+            found[name] = (busy, rss)
+        if self._last:
+            self.series["t"].append(time.time())
+            for name in self.pids:
+                busy, rss = found.get(name, (math.nan, math.nan))
+                self.series[name]["cpu"].append(round(busy, 3))
+                self.series[name]["rss_mib"].append(round(rss, 1))
+        return found

@@ -15,6 +15,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -60,6 +62,7 @@ def run_info() -> dict[str, Any]:
         "server_code_modified": bool(changed),
         "machine": {
             "cores": os.cpu_count(),
+            "ram_gib": round(psutil.virtual_memory().total / 2**30, 1),
             "cpu": cpu_model,
             "python": platform.python_version(),
             "platform": platform.platform(),
@@ -102,6 +105,15 @@ def verdict(value: float | None, target: float, *, at_most: bool = False) -> str
         return "n/a"
     met = value <= target if at_most else value >= target
     return "met" if met else "MISSED"
+
+
+def write_html(path: str, result: dict[str, Any]) -> None:
+    """The result as a self-contained HTML page (`loadtest.htmlreport`)."""
+    from .htmlreport import render
+
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(render(_clean(result)))
 
 
 def write_json(path: str | None, result: dict[str, Any]) -> None:
