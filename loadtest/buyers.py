@@ -118,6 +118,9 @@ class DropBuyers:
         self.http = httpx.AsyncClient(
             base_url=url, timeout=30, limits=httpx.Limits(max_connections=64, max_keepalive_connections=64)
         )
+        # httpcore's pool does work per queued request on every release: with thousands queued it
+        # stalls the loop for seconds, so at most as many requests as connections are ever in it
+        self.http_slots = asyncio.Semaphore(64)
         return count
 
     def _stripe(self, gateway: str) -> stripe.StripeClient:
@@ -192,9 +195,10 @@ class DropBuyers:
     ) -> tuple[int, Any]:
         assert self.http is not None
         headers = {"Authorization": f"Bearer {buyer.token}"} if token and buyer.token else None
-        started = time.time()
-        response = await self.http.request(method, path, json=body, headers=headers)
-        ms = (time.time() - started) * 1000
+        async with self.http_slots:
+            started = time.time()
+            response = await self.http.request(method, path, json=body, headers=headers)
+            ms = (time.time() - started) * 1000
         try:
             answer = response.json() if response.content else None
         except ValueError:

@@ -140,7 +140,8 @@ class Replayer:
         self.checkouts: list[dict[str, Any]] = []
         self.payments: list[dict[str, Any]] = []
         self.recorder = recorder
-        self.http = httpx.AsyncClient(base_url=url, timeout=30)
+        self.http = httpx.AsyncClient(base_url=url, timeout=30, limits=httpx.Limits(max_connections=64))
+        self.http_slots = asyncio.Semaphore(64)  # keep httpcore's queue short (see buyers.py)
         self.stripe: stripe.StripeClient | None = None
         self.follower: wsclient.WsClient | None = None
 
@@ -301,7 +302,9 @@ class Replayer:
         sent = time.time()
         status, answer = await self._http(client, method, path, body)
         received = time.time()
-        recorded_body = op.reply.get("body") if op.reply else None
+        recorded_body = None
+        if op.reply is not None:  # an HTTP hold's reply was reshaped into a frame by the analysis
+            recorded_body = op.reply.get("body") if "body" in op.reply else op.reply
         self._learn(recorded_body, answer)
         if kind == "hold":
             reply = {"type": "hold_ok" if status == 201 else "error", **(answer or {}), "status": status}
@@ -325,8 +328,9 @@ class Replayer:
         self, client: ReplayClient, method: str, path: str, body: Any, auth: bool = True
     ) -> tuple[int, Any]:
         headers = {"Authorization": f"Bearer {client.token}"} if auth and client.token else None
-        sent = time.time()
-        response = await self.http.request(method, path, json=body, headers=headers)
+        async with self.http_slots:
+            sent = time.time()
+            response = await self.http.request(method, path, json=body, headers=headers)
         try:
             answer = response.json() if response.content else None
         except ValueError:
