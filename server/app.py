@@ -143,11 +143,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
             *holds.routes,
             *order_routes.routes,
             *health.routes,
-            *live.routes,
             *pages.routes,
             Mount("/static", StaticFiles(directory=STATIC_DIR, check_dir=False), name="static"),
         ],
-        middleware=[Middleware(live.CaptureSend)],
+        middleware=[Middleware(live.LiveRoute)],
         exception_handlers={
             SeatmapError: on_seatmap_error,
             **dict.fromkeys(DEPENDENCY_ERRORS, on_dependency_error),

@@ -219,9 +219,7 @@ class Hub:
     async def _frames_from_stream(self, feed: Feed, since: int) -> list[bytes] | None:
         """Older history than the feed keeps: read it from the Redis stream,
         as one merged diff from `since` up to the feed's current version."""
-        entries = await self.redis.xrange(
-            event_keys(feed.event.id).stream, min=f"{since + 1}-0", count=100_000
-        )
+        entries = await self.redis.xrange(event_keys(feed.event.id).stream, min=f"{since + 1}-0", count=100_000)
         if not entries or int(entries[0][0].partition("-")[0]) != since + 1:
             return None  # trimmed away: the client needs a snapshot
         merged: dict[str, str] = {}
@@ -321,7 +319,11 @@ class Hub:
 
     async def run_reader(self) -> None:
         """Follow every feed's stream; runs until cancelled (supervised by the app)."""
-        self._reader = Redis.from_url(self.redis_url, decode_responses=True, single_connection_client=True)
+        # No socket timeout: a blocking XREAD waits by design, and a busy event
+        # loop must not turn a late reply into an error (redis-py's default is 5 s).
+        self._reader = Redis.from_url(
+            self.redis_url, decode_responses=True, single_connection_client=True, socket_timeout=None
+        )
         try:
             self._reader_id = await self._reader.client_id()
             while True:

@@ -143,24 +143,25 @@ class Orders:
         if order.amount_cents == 0:
             return await self._confirm_free(event, order)
         if order.payment_intent_id is None:
-            intent = await self.payments.create_intent(
-                order.id,
-                order.amount_cents,
-                order.currency,
-                {"event_id": order.event_id, "buyer_id": order.buyer_id},
-                f"{event.name}: {len(order.seats)} seat(s)",
-            )
+            # Under the order's row lock: concurrent checkouts of one hold wait here
+            # and find the PaymentIntent made, rather than racing Stripe with one
+            # idempotency key (Stripe answers such a race with 409).
             async with self.pool.acquire() as conn, conn.transaction():
-                await ledger.set_payment_intent(conn, order.id, intent.id, intent.client_secret)
-                await ledger.record_payment(
-                    conn,
-                    _with_intent(order, intent),
-                    intent.view.status,
-                    intent.view.amount,
-                    intent.view.currency,
-                    0,
-                )
-            order.payment_intent_id, order.client_secret = intent.id, intent.client_secret
+                locked = await ledger.fetch_order(conn, order.id, lock=True)
+                assert locked is not None
+                if locked.payment_intent_id is None:
+                    intent = await self.payments.create_intent(
+                        order.id,
+                        order.amount_cents,
+                        order.currency,
+                        {"event_id": order.event_id, "buyer_id": order.buyer_id},
+                        f"{event.name}: {len(order.seats)} seat(s)",
+                    )
+                    await ledger.set_payment_intent(conn, order.id, intent.id, intent.client_secret)
+                    locked.payment_intent_id, locked.client_secret = intent.id, intent.client_secret
+                    view = intent.view
+                    await ledger.record_payment(conn, locked, view.status, view.amount, view.currency, 0)
+            order.payment_intent_id, order.client_secret = locked.payment_intent_id, locked.client_secret
         return order
 
     async def _confirm_free(self, event: Event, order: Order) -> Order:
@@ -380,8 +381,3 @@ class Orders:
         if ids:
             log.info("expired %d unpaid order(s)", len(ids))
         return len(ids)
-
-
-def _with_intent(order: Order, intent: Intent) -> Order:
-    order.payment_intent_id = intent.id
-    return order

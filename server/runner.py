@@ -24,6 +24,7 @@ from .embedded import EmbeddedServerError, embedded_services
 from .gateway_process import GatewayStartError, gateway_process
 from .guards import keepalive
 from .settings import Settings
+from .ws_protocol import LeanWebSocketProtocol
 
 DEMO_EVENT_ID = "demo"
 
@@ -31,7 +32,8 @@ DEMO_EVENT_ID = "demo"
 def uvicorn_options(settings: Settings) -> dict:
     """Server options every worker shares."""
     return {
-        "ws": "websockets-sansio",
+        # uvicorn's sans-I/O websocket protocol with less kept per connection.
+        "ws": LeanWebSocketProtocol,
         # Diffs are framed once for all clients; per-client compression would undo that.
         "ws_per_message_deflate": False,
         # Frames over our own limit get an error reply; far larger ones are cut at the protocol.

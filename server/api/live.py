@@ -1,6 +1,7 @@
 """The live seat map over websocket: `GET /ws/events/{event_id}`.
 
-A connection follows one event through the hub and may send hold and
+Served by the `LiveRoute` middleware, ahead of Starlette's router (see
+there why). A connection follows one event through the hub and may send hold and
 release commands (with a buyer token). Everything the server writes goes
 through the client's sink (pre-framed bytes on the transport), so replies
 and diffs share one bounded buffer. A connection that cannot be served
@@ -10,12 +11,13 @@ contract's error shape, and closed with 4000 + the HTTP status.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import re
 from typing import Any
 
 import msgspec
-from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket
 
 from ..clientip import client_ip
@@ -73,6 +75,8 @@ def _query_int(value: str | None, name: str) -> int | None:
 
 class Connection:
     """One client's session: its buyer (if any), sink and subscription."""
+
+    __slots__ = ("buyer", "event", "ip", "services", "sink", "subscriber")
 
     def __init__(self, services: Services, event: Any, buyer: str | None, sink: Sink, ip: str | None) -> None:
         self.services = services
@@ -143,14 +147,25 @@ class Connection:
         return self.buyer
 
 
-async def live_socket(websocket: WebSocket) -> None:
+def _header(scope: Any, name: bytes) -> str | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return value.decode("latin-1")
+    return None
+
+
+async def live_socket(websocket: WebSocket, raw_send: Any) -> None:
     services = services_of(websocket)
     settings = services.settings
     params = websocket.query_params
-    ip = client_ip(websocket.scope, settings.trusted_proxies)
+    scope = websocket.scope
+    ip = client_ip(scope, settings.trusted_proxies)
+    origin = _header(scope, b"origin")
+    host = _header(scope, b"host")
+    # Held for the connection's life otherwise: nothing needs the headers after this.
+    scope["headers"] = ()
     try:
-        origin = websocket.headers.get("origin")
-        if not origin_allowed(origin, websocket.headers.get("host"), settings.allowed_origins):
+        if not origin_allowed(origin, host, settings.allowed_origins):
             raise Forbidden(f"pages from {origin} may not open the live seat map (SEATMAP_ALLOWED_ORIGINS)")
         event = await services.catalog.get(websocket.path_params["event_id"])
         token = params.get("token")
@@ -177,7 +192,7 @@ async def live_socket(websocket: WebSocket) -> None:
         services.connections.release(ip)
         raise
     METRICS.ws_connections.inc()
-    sink = sink_for(websocket.scope.get("seatmap.send"), settings.client_buffer_bytes, settings.socket_send_buffer)
+    sink = sink_for(raw_send, settings.client_buffer_bytes, settings.socket_send_buffer)
     connection = Connection(services, event, buyer, sink, ip)
     try:
         connection.subscriber = await services.hub.join(event, sink, compact=compact, epoch=epoch, since=since)
@@ -200,17 +215,27 @@ async def live_socket(websocket: WebSocket) -> None:
         sink.discard()
 
 
-class CaptureSend:
-    """ASGI middleware: keeps the server's own `send` in the websocket scope,
-    before Starlette wraps it, so the hub can reach the transport."""
+LIVE_PATH = re.compile(r"^/ws/events/([^/]+)$")
+
+
+class LiveRoute:
+    """ASGI middleware that serves `/ws/events/{event_id}` itself, ahead of
+    Starlette's exception middleware and router: each layer would stay
+    suspended on every connection's stack for its whole life (about 2.5 KB
+    per idle client), and the server's own `send` is needed unwrapped so the
+    hub can write to the transport."""
 
     def __init__(self, app: Any) -> None:
         self.app = app
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "websocket":
-            scope["seatmap.send"] = send
+        if scope["type"] == "websocket" and (match := LIVE_PATH.match(scope["path"])):
+            scope["path_params"] = {"event_id": match.group(1)}
+            try:
+                await live_socket(WebSocket(scope, receive, send), send)
+            except Exception:
+                log.exception("live socket failed")
+                with contextlib.suppress(Exception):
+                    await send({"type": "websocket.close", "code": 1011})
+            return
         await self.app(scope, receive, send)
-
-
-routes = [WebSocketRoute("/ws/events/{event_id}", live_socket)]
