@@ -17,7 +17,7 @@ from starlette.middleware import Middleware
 from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
-from . import db
+from . import db, traffic_log
 from .api import events, health, holds, live, pages
 from .api import orders as order_routes
 from .api.common import DEPENDENCY_ERRORS, on_dependency_error, on_http_exception, on_seatmap_error, on_unexpected
@@ -146,7 +146,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
             *pages.routes,
             Mount("/static", StaticFiles(directory=STATIC_DIR, check_dir=False), name="static"),
         ],
-        middleware=[Middleware(live.LiveRoute)],
+        # Outermost first: the traffic log (when on) sees HTTP and websockets alike.
+        middleware=[*traffic_log.middleware(settings.traffic_log), Middleware(live.LiveRoute)],
         exception_handlers={
             SeatmapError: on_seatmap_error,
             **dict.fromkeys(DEPENDENCY_ERRORS, on_dependency_error),

@@ -83,8 +83,7 @@ def _rate(env: Mapping[str, str], name: str, default: Rate | None) -> Rate | Non
     match = _RATE.match(raw)
     if match is None or (match[2] is None and match[3] is None):
         raise SettingsError(
-            f"{name} must be '<requests>/<window>' like '20/10s' or '600/1m' (units ms, s, m, h), "
-            f"or 'off', got {raw!r}"
+            f"{name} must be '<requests>/<window>' like '20/10s' or '600/1m' (units ms, s, m, h), or 'off', got {raw!r}"
         )
     limit = int(match[1])
     period = float(match[2] or 1) * _RATE_UNITS[match[3] or "s"]
@@ -134,6 +133,7 @@ class Settings:
     log_format: str = "text"
     gateway_success_rate: float = 1.0
     gateway_webhook_delay: float = 0.0
+    traffic_log: Path | None = None
     # Abuse limits (docs/protocol.md, docs/deploy.md). Rates are shared by every
     # worker through Redis; connection caps are per process. None/0: off.
     rate_holds_per_buyer: Rate | None = Rate(60, 10.0)
@@ -182,6 +182,7 @@ class Settings:
             log_format=log_format,
             gateway_success_rate=success_rate,
             gateway_webhook_delay=_float(env, "SEATMAP_GATEWAY_WEBHOOK_DELAY", 0.0),
+            traffic_log=Path(env["SEATMAP_TRAFFIC_LOG"]) if env.get("SEATMAP_TRAFFIC_LOG") else None,
             rate_holds_per_buyer=_rate(env, "SEATMAP_RATE_HOLDS_PER_BUYER", cls.rate_holds_per_buyer),
             rate_holds_per_ip=_rate(env, "SEATMAP_RATE_HOLDS_PER_IP", cls.rate_holds_per_ip),
             rate_sessions_per_ip=_rate(env, "SEATMAP_RATE_SESSIONS_PER_IP", cls.rate_sessions_per_ip),
@@ -230,6 +231,7 @@ class Settings:
             "SEATMAP_LOG_FORMAT": self.log_format,
             "SEATMAP_GATEWAY_SUCCESS_RATE": str(self.gateway_success_rate),
             "SEATMAP_GATEWAY_WEBHOOK_DELAY": str(self.gateway_webhook_delay),
+            "SEATMAP_TRAFFIC_LOG": str(self.traffic_log) if self.traffic_log else None,
             "SEATMAP_RATE_HOLDS_PER_BUYER": str(self.rate_holds_per_buyer or "off"),
             "SEATMAP_RATE_HOLDS_PER_IP": str(self.rate_holds_per_ip or "off"),
             "SEATMAP_RATE_SESSIONS_PER_IP": str(self.rate_sessions_per_ip or "off"),

@@ -110,9 +110,7 @@ async def test_malformed_json_and_unknown_event(server, event_id):
 
 async def test_limit_counts_the_whole_cart(server, event_id):
     _, token = await server.buyer()
-    assert (
-        await hold(server, token, event_id, {"seats": [f"D-{n}" for n in range(1, 7)]})
-    ).status_code == 201
+    assert (await hold(server, token, event_id, {"seats": [f"D-{n}" for n in range(1, 7)]})).status_code == 201
     over = await hold(server, token, event_id, {"seats": ["D-7", "D-8", "D-9"]})
     assert over.status_code == 429 and over.json()["error"] == "limit_exceeded" and over.json()["limit"] == 8
     assert (await server.availability(event_id))["seats"]["D-7"] == "available"
@@ -210,3 +208,24 @@ async def test_expired_hold_frees_its_seats(server_settings):
         async with short.http(ann) as client:
             assert (await client.get(f"/api/holds/{hold_id}")).status_code == 404
         assert (await hold(short, bob, event_id, {"seats": ["A-2"]})).status_code == 201
+
+
+async def test_traffic_log_records_http_and_websocket_for_replay(server_settings, tmp_path):
+    import json as jsonlib
+
+    from tests.support import running_server
+
+    log_path = tmp_path / "traffic.jsonl"
+    async with running_server(server_settings(traffic_log=log_path)) as logged:
+        event_id = await logged.create_event(grid_venue(1, 4, event_id=unique_id()))
+        _, token = await logged.buyer()
+        assert (await hold(logged, token, event_id, {"seats": ["A-1"]})).status_code == 201
+        async with logged.socket(event_id, token=token) as ws:
+            await ws.recv()
+            await ws.send(jsonlib.dumps({"type": "hold", "ref": "w1", "seats": ["A-2"]}))
+            await ws.recv()
+    lines = [jsonlib.loads(line) for line in log_path.read_text().splitlines()]
+    assert any(line.get("path", "").endswith("/holds") for line in lines)
+    assert any(line.get("kind") == "ws" and line.get("dir") == "in" for line in lines)
+    assert any(line.get("kind") == "ws" and line.get("dir") == "out" for line in lines)
+    assert token not in log_path.read_text()  # tokens are redacted

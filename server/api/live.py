@@ -39,6 +39,7 @@ from ..protocol import (
 )
 from ..ratelimit import Limit
 from ..services import Services, services_of
+from ..traffic_log import SocketLog, socket_log
 from ..wire import Sink, sink_for, text_frame
 from .common import DEPENDENCY_ERRORS, dependency_down
 
@@ -76,9 +77,12 @@ def _query_int(value: str | None, name: str) -> int | None:
 class Connection:
     """One client's session: its buyer (if any), sink and subscription."""
 
-    __slots__ = ("buyer", "event", "ip", "services", "sink", "subscriber")
+    __slots__ = ("buyer", "event", "ip", "services", "sink", "subscriber", "traffic")
 
-    def __init__(self, services: Services, event: Any, buyer: str | None, sink: Sink, ip: str | None) -> None:
+    def __init__(
+        self, services: Services, event: Any, buyer: str | None, sink: Sink, ip: str | None, traffic: SocketLog
+    ) -> None:
+        self.traffic = traffic
         self.services = services
         self.event = event
         self.buyer = buyer
@@ -87,6 +91,7 @@ class Connection:
         self.subscriber: Subscriber | None = None
 
     def reply(self, payload: bytes) -> None:
+        self.traffic.frame_out(payload)
         if not self.sink.write(text_frame(payload)) and self.subscriber is not None:
             self.services.hub.cut_off(self.subscriber)
 
@@ -193,14 +198,17 @@ async def live_socket(websocket: WebSocket, raw_send: Any) -> None:
         raise
     METRICS.ws_connections.inc()
     sink = sink_for(raw_send, settings.client_buffer_bytes, settings.socket_send_buffer)
-    connection = Connection(services, event, buyer, sink, ip)
+    traffic = socket_log(scope, buyer)
+    connection = Connection(services, event, buyer, sink, ip, traffic)
     try:
         connection.subscriber = await services.hub.join(event, sink, compact=compact, epoch=epoch, since=since)
         while True:
             message = await websocket.receive()
             if message["type"] == "websocket.disconnect":
+                traffic.closed(message.get("code"))
                 break
             text = message.get("text")
+            traffic.frame_in(text)
             if text is None:
                 connection.reply(error_frame(BadRequest("send JSON text frames, not binary").body(), None))
                 continue
