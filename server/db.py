@@ -15,8 +15,16 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Seatmap sets no session state (no LISTEN, SET or session advisory locks),
+    so the default reset on release (`RESET ALL`, `UNLISTEN *`, … one round trip
+    each time) is skipped; asyncpg still rolls back an unfinished transaction."""
+
+
 async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
-    pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, init=_init_connection)
+    pool = await asyncpg.create_pool(
+        dsn, min_size=min_size, max_size=max_size, init=_init_connection, reset=_keep_session
+    )
     assert pool is not None
     return pool
 

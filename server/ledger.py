@@ -20,9 +20,14 @@ import asyncpg
 from .order_states import HOLDS_SEATS, OWNS_SEATS, OrderStatus, transition
 
 ORDER_COLUMNS = (
-    "id, event_id, buyer_id, hold_id, status, amount_cents, refunded_cents, currency,"
-    " payment_intent_id, client_secret, created_at, expires_at, confirmed_at"
+    "o.id, o.event_id, o.buyer_id, o.hold_id, o.status, o.amount_cents, o.refunded_cents, o.currency,"
+    " o.payment_intent_id, o.client_secret, o.created_at, o.expires_at, o.confirmed_at,"
+    " ARRAY(SELECT seat_id FROM order_seats WHERE order_id = o.id ORDER BY seat_id) AS seats,"
+    " ARRAY(SELECT seat_id FROM tickets WHERE order_id = o.id AND voided_at IS NULL ORDER BY seat_id) AS ticket_seats,"
+    " ARRAY(SELECT code FROM tickets WHERE order_id = o.id AND voided_at IS NULL ORDER BY seat_id) AS ticket_codes"
 )
+# One round trip per order read, its seats and tickets included; `FOR UPDATE OF o` locks just the order row.
+SELECT_ORDERS = f"SELECT {ORDER_COLUMNS} FROM orders o"
 
 
 @dataclass
@@ -53,43 +58,22 @@ def new_ticket_code() -> str:
     return secrets.token_urlsafe(16)
 
 
-async def _complete(conn: asyncpg.Connection, rows: list[asyncpg.Record]) -> list[Order]:
-    if not rows:
-        return []
-    ids = [row["id"] for row in rows]
-    seats: dict[str, list[str]] = {order_id: [] for order_id in ids}
-    for seat in await conn.fetch(
-        "SELECT order_id, seat_id FROM order_seats WHERE order_id = ANY($1::text[]) ORDER BY seat_id", ids
-    ):
-        seats[seat["order_id"]].append(seat["seat_id"])
-    tickets: dict[str, list[tuple[str, str]]] = {order_id: [] for order_id in ids}
-    for ticket in await conn.fetch(
-        "SELECT order_id, seat_id, code FROM tickets WHERE order_id = ANY($1::text[]) AND voided_at IS NULL"
-        " ORDER BY seat_id",
-        ids,
-    ):
-        tickets[ticket["order_id"]].append((ticket["seat_id"], ticket["code"]))
-    return [
-        Order(
-            **{**dict(row), "status": OrderStatus(row["status"])},
-            seats=seats[row["id"]],
-            tickets=tickets[row["id"]],
-        )
-        for row in rows
-    ]
+def _order(row: asyncpg.Record) -> Order:
+    fields = dict(row)
+    codes, ticket_seats = fields.pop("ticket_codes"), fields.pop("ticket_seats")
+    fields["status"] = OrderStatus(fields["status"])
+    return Order(**fields, tickets=list(zip(ticket_seats, codes, strict=True)))
 
 
 async def fetch_order(conn: asyncpg.Connection, order_id: str, *, lock: bool = False) -> Order | None:
-    suffix = " FOR UPDATE" if lock else ""
-    row = await conn.fetchrow(f"SELECT {ORDER_COLUMNS} FROM orders WHERE id = $1{suffix}", order_id)
-    found = await _complete(conn, [row] if row else [])
-    return found[0] if found else None
+    suffix = " FOR UPDATE OF o" if lock else ""
+    row = await conn.fetchrow(f"{SELECT_ORDERS} WHERE o.id = $1{suffix}", order_id)
+    return _order(row) if row else None
 
 
 async def fetch_order_by_hold(conn: asyncpg.Connection, hold_id: str) -> Order | None:
-    row = await conn.fetchrow(f"SELECT {ORDER_COLUMNS} FROM orders WHERE hold_id = $1", hold_id)
-    found = await _complete(conn, [row] if row else [])
-    return found[0] if found else None
+    row = await conn.fetchrow(f"{SELECT_ORDERS} WHERE o.hold_id = $1", hold_id)
+    return _order(row) if row else None
 
 
 async def fetch_order_id_by_intent(conn: asyncpg.Connection, payment_intent_id: str) -> str | None:
@@ -108,13 +92,11 @@ async def list_orders(
     for column, value in (("buyer_id", buyer_id), ("event_id", event_id), ("status", status)):
         if value is not None:
             args.append(value)
-            clauses.append(f"{column} = ${len(args)}")
+            clauses.append(f"o.{column} = ${len(args)}")
     where = " WHERE " + " AND ".join(clauses) if clauses else ""
     args.append(limit)
-    rows = await conn.fetch(
-        f"SELECT {ORDER_COLUMNS} FROM orders{where} ORDER BY created_at, id LIMIT ${len(args)}", *args
-    )
-    return await _complete(conn, rows)
+    rows = await conn.fetch(f"{SELECT_ORDERS}{where} ORDER BY o.created_at, o.id LIMIT ${len(args)}", *args)
+    return [_order(row) for row in rows]
 
 
 async def insert_order(
@@ -146,9 +128,7 @@ async def insert_order(
         "INSERT INTO order_seats (order_id, event_id, seat_id, price_cents, live) VALUES ($1, $2, $3, $4, true)",
         [(order_id, event_id, seat, price) for seat, price in seats],
     )
-    await audit(
-        conn, order_id, None, OrderStatus.PENDING, "checkout", {"hold_id": hold_id, "seats": len(seats)}
-    )
+    await audit(conn, order_id, None, OrderStatus.PENDING, "checkout", {"hold_id": hold_id, "seats": len(seats)})
 
 
 async def set_payment_intent(conn: asyncpg.Connection, order_id: str, pi_id: str, client_secret: str) -> None:
@@ -199,9 +179,7 @@ async def change_status(
             [(new_ticket_code(), order.id, order.event_id, seat) for seat in order.seats],
         )
     elif order.status in OWNS_SEATS and target not in OWNS_SEATS:
-        await conn.execute(
-            "UPDATE tickets SET voided_at = now() WHERE order_id = $1 AND voided_at IS NULL", order.id
-        )
+        await conn.execute("UPDATE tickets SET voided_at = now() WHERE order_id = $1 AND voided_at IS NULL", order.id)
     await conn.execute(
         "UPDATE orders SET status = $2, updated_at = now(),"
         " confirmed_at = CASE WHEN $2 = 'confirmed' THEN coalesce(confirmed_at, now()) ELSE confirmed_at END"
@@ -284,9 +262,7 @@ async def set_webhook_outcome(conn: asyncpg.Connection, provider: str, event_id:
     )
 
 
-async def enqueue(
-    conn: asyncpg.Connection, order_id: str, action: str, key: str, amount: int | None = None
-) -> None:
+async def enqueue(conn: asyncpg.Connection, order_id: str, action: str, key: str, amount: int | None = None) -> None:
     """An effect to carry out once this transaction commits (see server/outbox.py)."""
     await conn.execute(
         "INSERT INTO outbox (order_id, action, amount_cents, idempotency_key) VALUES ($1, $2, $3, $4)"
@@ -298,9 +274,7 @@ async def enqueue(
     )
 
 
-async def owned_seats(
-    conn: asyncpg.Connection, event_id: str
-) -> tuple[list[tuple[str, str]], dict[str, int]]:
+async def owned_seats(conn: asyncpg.Connection, event_id: str) -> tuple[list[tuple[str, str]], dict[str, int]]:
     """What orders reserve or own of an event: seat -> Redis owner, buyer -> count."""
     rows = await conn.fetch(
         "SELECT s.seat_id, o.id, o.status, o.buyer_id FROM order_seats s JOIN orders o ON o.id = s.order_id"

@@ -100,6 +100,11 @@ class Orders:
 
         hold = await self.holds.get_hold(event, hold_id)
         if hold is None or hold.buyer_id != buyer_id:
+            # A concurrent checkout of this hold may have just turned it into an order.
+            async with self.pool.acquire() as conn:
+                existing = await ledger.fetch_order_by_hold(conn, hold_id)
+            if existing is not None and existing.buyer_id == buyer_id:
+                return await self._finish_checkout(event, existing)
             raise NotFound("no such hold: it expired, was released, or is not yours")
         order_id = ledger.new_order_id()
         priced = [(seat, event.price_of(seat)) for seat in hold.seats]
@@ -136,9 +141,7 @@ class Orders:
                 locked = await ledger.fetch_order(conn, order.id, lock=True)
                 assert locked is not None
                 if locked.status == S.PENDING:
-                    await ledger.change_status(
-                        conn, locked, S.CANCELLED, "checkout:hold_lost", {"seats": missing}
-                    )
+                    await ledger.change_status(conn, locked, S.CANCELLED, "checkout:hold_lost", {"seats": missing})
             raise NotFound("the hold expired or changed before checkout; hold the seats again")
         if order.amount_cents == 0:
             return await self._confirm_free(event, order)
@@ -204,7 +207,7 @@ class Orders:
         METRICS.webhooks.inc(1, event_type, outcome)
         log.info("stripe event %s %s: %s", event.id, event_type, outcome)
         if touched is not None:
-            await self.outbox.run_for(touched)
+            self.outbox.kick(touched)
         return {"received": True, "outcome": outcome}
 
     async def _order_of(self, conn: asyncpg.Connection, obj: Any, intent_id: str | None) -> str | None:
@@ -230,9 +233,7 @@ class Orders:
         if intent_id != order.payment_intent_id:
             # Money that is not this order's payment: never book on it, give it back.
             return await self._give_back_foreign(conn, order, intent, cause)
-        await ledger.record_payment(
-            conn, order, view.status, view.amount, view.currency, view.amount_received, error
-        )
+        await ledger.record_payment(conn, order, view.status, view.amount, view.currency, view.amount_received, error)
         given_back = await conn.fetchval(
             "SELECT exists(SELECT 1 FROM outbox WHERE order_id = $1 AND action = 'refund')", order.id
         )
@@ -285,12 +286,8 @@ class Orders:
         await ledger.enqueue(conn, order.id, "free_seats", f"free-{order.id}-lost")
         return "seats_taken_payment_returned"
 
-    async def _give_back_foreign(
-        self, conn: asyncpg.Connection, order: Order, intent: Intent, cause: str
-    ) -> str:
-        log.warning(
-            "payment %s names order %s but is not its PaymentIntent: giving it back", intent.id, order.id
-        )
+    async def _give_back_foreign(self, conn: asyncpg.Connection, order: Order, intent: Intent, cause: str) -> str:
+        log.warning("payment %s names order %s but is not its PaymentIntent: giving it back", intent.id, order.id)
         await ledger.audit(conn, order.id, order.status, order.status, cause, {"foreign_payment": intent.id})
         if intent.view.status == "requires_capture":
             await self.payments.cancel(intent.id, f"cancel-foreign-{intent.id}")
@@ -308,18 +305,14 @@ class Orders:
         await ledger.set_refunded(conn, order.id, refunded)
         if order.status in OWNS_SEATS:
             target = refund_status(order.amount_cents, refunded)
-            await ledger.change_status(
-                conn, order, target, f"webhook:{event_id}", {"refunded_cents": refunded}
-            )
+            await ledger.change_status(conn, order, target, f"webhook:{event_id}", {"refunded_cents": refunded})
             if target == S.REFUNDED:
                 await ledger.enqueue(conn, order.id, "free_seats", f"free-{order.id}-refunded")
         return "refund_recorded"
 
     # ------------------------------------------------------------------ refunds
 
-    async def refund(
-        self, order_id: str, amount: int | None, reason: str = "requested_by_organizer"
-    ) -> Order:
+    async def refund(self, order_id: str, amount: int | None, reason: str = "requested_by_organizer") -> Order:
         async with self.pool.acquire() as conn:
             async with conn.transaction():
                 order = await ledger.fetch_order(conn, order_id, lock=True)
@@ -339,16 +332,12 @@ class Orders:
                 try:
                     refund_id = await self.payments.refund(order.payment_intent_id, amount, key, reason)
                 except stripe.StripeError as error:
-                    raise Conflict(
-                        f"the payment provider refused the refund: {error.user_message or error}"
-                    ) from None
+                    raise Conflict(f"the payment provider refused the refund: {error.user_message or error}") from None
                 refunded = order.refunded_cents + amount
                 await ledger.record_refund(conn, refund_id, order.id, amount, reason)
                 await ledger.set_refunded(conn, order.id, refunded)
                 target = refund_status(order.amount_cents, refunded)
-                await ledger.change_status(
-                    conn, order, target, "refund:admin", {"refund": refund_id, "amount": amount}
-                )
+                await ledger.change_status(conn, order, target, "refund:admin", {"refund": refund_id, "amount": amount})
                 if target == S.REFUNDED:
                     await ledger.enqueue(conn, order.id, "free_seats", f"free-{order.id}-refunded")
             await self.outbox.run_for(order.id)

@@ -38,6 +38,7 @@ class Outbox:
         self.reservations = reservations
         self.catalog = catalog
         self.wake = asyncio.Event()
+        self._kicked: set[asyncio.Task[None]] = set()
 
     async def run(self, interval: float = 1.0) -> None:
         """Carry out due actions forever (supervised by the app)."""
@@ -50,6 +51,19 @@ class Outbox:
             except TimeoutError:
                 pass
 
+    def kick(self, order_id: str) -> None:
+        """Carry out an order's actions soon, without making the caller wait
+        (a webhook answers first); `run()` retries whatever this leaves."""
+        task = asyncio.get_running_loop().create_task(self._run_quietly(order_id))
+        self._kicked.add(task)
+        task.add_done_callback(self._kicked.discard)
+
+    async def _run_quietly(self, order_id: str) -> None:
+        try:
+            await self.run_for(order_id)
+        except Exception:
+            log.exception("outbox run for %s failed; the background loop will retry", order_id)
+
     async def run_for(self, order_id: str) -> None:
         """Carry out an order's pending actions now (right after its transaction)."""
         await self._run("order_id = $1 AND done_at IS NULL", order_id)
@@ -60,9 +74,7 @@ class Outbox:
     async def _run(self, where: str, arg: Any, limit: int = 50) -> int:
         args = [arg] if arg is not None else []
         async with self.pool.acquire() as conn:
-            rows = await conn.fetch(
-                f"SELECT id FROM outbox WHERE {where} ORDER BY id LIMIT {int(limit)}", *args
-            )
+            rows = await conn.fetch(f"SELECT id FROM outbox WHERE {where} ORDER BY id LIMIT {int(limit)}", *args)
         done = 0
         for row in rows:
             done += await self._run_one(row["id"])
@@ -107,9 +119,7 @@ class Outbox:
             log.info("outbox %s for %s: %s", action["action"], order.id, result or "done")
             return 1
 
-    async def _carry_out(
-        self, conn: asyncpg.Connection, action: asyncpg.Record, order: ledger.Order
-    ) -> str | None:
+    async def _carry_out(self, conn: asyncpg.Connection, action: asyncpg.Record, order: ledger.Order) -> str | None:
         kind, key = action["action"], action["idempotency_key"]
         if kind == "free_seats":
             if order.status in HOLDS_SEATS:
@@ -152,9 +162,7 @@ class Outbox:
                 intent = await self.payments.retrieve(pi)
                 if intent.view.status == "succeeded":
                     # Captured after all: give it back as a refund instead.
-                    await ledger.enqueue(
-                        conn, order.id, "refund", f"giveback-{order.id}", intent.view.amount_received
-                    )
+                    await ledger.enqueue(conn, order.id, "refund", f"giveback-{order.id}", intent.view.amount_received)
                     return "already captured: refunding instead"
                 if intent.view.status == "canceled":
                     return "already released"
