@@ -21,6 +21,7 @@ from . import db, traffic_log
 from .api import events, health, holds, live, pages
 from .api import orders as order_routes
 from .api.common import DEPENDENCY_ERRORS, on_dependency_error, on_http_exception, on_seatmap_error, on_unexpected
+from .api.context import RequestContext
 from .auth import TokenSigner
 from .catalog import EventCatalog
 from .errors import SeatmapError
@@ -147,7 +148,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Mount("/static", StaticFiles(directory=STATIC_DIR, check_dir=False), name="static"),
         ],
         # Outermost first: the traffic log (when on) sees HTTP and websockets alike.
-        middleware=[*traffic_log.middleware(settings.traffic_log), Middleware(live.LiveRoute)],
+        middleware=[
+            *traffic_log.middleware(settings.traffic_log),
+            Middleware(RequestContext),
+            Middleware(live.LiveRoute),
+        ],
         exception_handlers={
             SeatmapError: on_seatmap_error,
             **dict.fromkeys(DEPENDENCY_ERRORS, on_dependency_error),

@@ -4,15 +4,22 @@ connection in the pool's `init` hook."""
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import asyncpg
 
 from .ledger import owned_seats
 from .live import OwnedLoader, OwnedSeats
+from .metrics import METRICS
+
+
+def _observe(query: Any) -> None:
+    METRICS.postgres_latency.observe(query.elapsed)
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
     await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+    conn.add_query_logger(_observe)
 
 
 async def _keep_session(conn: asyncpg.Connection) -> None:

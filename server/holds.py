@@ -10,6 +10,7 @@ scripts' job, atomically inside Redis; this module never decides it.
 from __future__ import annotations
 
 import secrets
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -17,8 +18,9 @@ from dataclasses import dataclass
 import msgspec
 
 from .catalog import Event
-from .errors import LimitExceeded, NotFound, SeatsUnavailable, Unavailable, ValidationError
+from .errors import LimitExceeded, NotFound, SeatmapError, SeatsUnavailable, Unavailable, ValidationError
 from .keys import EventKeys, event_keys
+from .metrics import METRICS
 from .scripts import Scripts
 from .settings import Settings
 
@@ -249,9 +251,31 @@ class HoldEngine:
         tier: str | None,
         section: str | None,
         request_id: str = "",
+        path: str = "http",
     ) -> HoldGranted:
         """A hold request as clients send it: explicit `seats`, or `count`
-        (+ `tier`, `section`) for the best available."""
+        (+ `tier`, `section`) for the best available. Counted and timed by
+        outcome and by the edge it came through (`path`)."""
+        started = time.perf_counter()
+        try:
+            granted = await self._request(event, buyer_id, seats, count, tier, section, request_id)
+        except SeatmapError as error:
+            METRICS.holds.inc(1, error.code)
+            raise
+        METRICS.holds.inc(1, "granted")
+        METRICS.hold_latency.observe(time.perf_counter() - started, path)
+        return granted
+
+    async def _request(
+        self,
+        event: Event,
+        buyer_id: str,
+        seats: Sequence[str] | None,
+        count: int | None,
+        tier: str | None,
+        section: str | None,
+        request_id: str,
+    ) -> HoldGranted:
         if seats is not None and count is not None:
             raise ValidationError("send either 'seats' or 'count', not both")
         if seats is not None:

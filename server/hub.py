@@ -346,6 +346,9 @@ class Hub:
                     diff = feed.apply(entries)
                     if diff is not None:
                         self.broadcast(feed, diff.frame)
+                        changed_at = entries[-1][1].get("t")
+                        if changed_at:
+                            METRICS.stream_lag.set(max(0.0, time.time() - int(changed_at) / 1000))
                     if feed.stale:
                         await self.resync(feed)
                 busy = time.perf_counter() - started

@@ -22,8 +22,7 @@ class _ContextFilter(logging.Filter):
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry = {
-            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-            + f".{int(record.msecs):03d}Z",
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
             "level": record.levelname.lower(),
             "logger": record.name,
             "msg": record.getMessage(),
@@ -46,10 +45,23 @@ class TextFormatter(logging.Formatter):
         return line
 
 
+class _QuietWebsockets(logging.Filter):
+    """uvicorn logs every websocket accept at INFO: 10,000 lines at a drop's
+    opening. Those go to DEBUG level; errors still pass."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno == logging.INFO and record.name == "uvicorn.error":
+            message = str(record.msg)
+            if '"WebSocket ' in message or message.startswith("connection "):
+                return logging.getLogger().isEnabledFor(logging.DEBUG)
+        return True
+
+
 def configure(level: str = "info", fmt: str = "text") -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     handler.addFilter(_ContextFilter())
+    handler.addFilter(_QuietWebsockets())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

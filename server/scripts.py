@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError
 
+from .metrics import METRICS
 from .script_channel import ScriptChannel
 
 LUA_DIR = Path(__file__).resolve().parent.parent / "lua"
@@ -84,6 +86,10 @@ class Scripts:
             return await self._evalsha(script.sha, keys, args)
 
     async def _evalsha(self, sha: str, keys: tuple[str, ...] | list[str], args: list[Any]) -> Any:
+        started = time.perf_counter()
         if self.channel is not None:
-            return await self.channel.evalsha(sha, keys, args)
-        return await self.redis.evalsha(sha, len(keys), *keys, *args)
+            reply = await self.channel.evalsha(sha, keys, args)
+        else:
+            reply = await self.redis.evalsha(sha, len(keys), *keys, *args)
+        METRICS.redis_latency.observe(time.perf_counter() - started)
+        return reply

@@ -9,7 +9,8 @@
     K_holds   hash   hold id -> cjson {b=buyer, x=expires_ms, s=[seats], q={request_id=[seats]}}
     K_buyers  hash   buyer id -> its live hold id
     K_expiry  zset   hold id scored by expires_ms
-    K_stream  stream one entry per version: id "<version>-0", fields e=epoch, c=cjson changes
+    K_stream  stream one entry per version: id "<version>-0", fields e=epoch,
+                      c=cjson changes, t=Redis time of the change (ms)
     stream_maxlen    approximate length the stream is trimmed to
 ]]
 
@@ -89,7 +90,7 @@ local function emit(changes)
   local version = redis.call('HINCRBY', K_state, 'version', 1)
   local epoch = redis.call('HGET', K_state, 'epoch')
   redis.call('XADD', K_stream, 'MAXLEN', '~', stream_maxlen, version .. '-0',
-    'e', epoch, 'c', cjson.encode(changes))
+    'e', epoch, 'c', cjson.encode(changes), 't', now_ms())
   return version
 end
 

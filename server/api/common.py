@@ -16,7 +16,6 @@ from starlette.responses import Response
 
 from ..auth import bearer
 from ..errors import BadRequest, Forbidden, SeatmapError, Unauthorized, Unavailable, ValidationError
-from ..metrics import METRICS
 from ..protocol import encoder
 from ..services import services_of
 
@@ -110,5 +109,4 @@ async def on_dependency_error(request: Request, exc: Exception) -> Response:
 
 async def on_unexpected(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
-    METRICS.http_requests.inc(1, "5xx")
     return json_response({"error": "internal_error", "details": "the server failed; it has been logged"}, 500)

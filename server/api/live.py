@@ -24,6 +24,7 @@ from ..clientip import client_ip
 from ..errors import BadRequest, Forbidden, NotFound, SeatmapError, Unauthorized
 from ..guards import origin_allowed
 from ..hub import Subscriber
+from ..logs import context_id
 from ..metrics import METRICS
 from ..protocol import (
     HoldFrame,
@@ -42,6 +43,7 @@ from ..services import Services, services_of
 from ..traffic_log import SocketLog, socket_log
 from ..wire import Sink, sink_for, text_frame
 from .common import DEPENDENCY_ERRORS, dependency_down
+from .context import new_id
 
 log = logging.getLogger("seatmap.ws")
 
@@ -129,6 +131,7 @@ class Connection:
                     tier=frame.tier,
                     section=frame.section,
                     request_id=f"ws:{frame.ref}" if frame.ref else "",
+                    path="ws",
                 )
                 reply = HoldOkFrame(
                     ref=frame.ref,
@@ -160,6 +163,7 @@ def _header(scope: Any, name: bytes) -> str | None:
 
 
 async def live_socket(websocket: WebSocket, raw_send: Any) -> None:
+    context_id.set(new_id("ws"))  # on every log line of this connection's task
     services = services_of(websocket)
     settings = services.settings
     params = websocket.query_params
