@@ -35,9 +35,7 @@ async def scripts(redis: Redis) -> Scripts:
 
 def grid(rows: str, per_row: int, tiers: dict[str, str] | None = None) -> list[SeatGeometry]:
     return [
-        SeatGeometry(
-            f"{row}-{n}", "Stalls", row, n, float(n), float(i + 1), (tiers or {}).get(row, "REGULAR")
-        )
+        SeatGeometry(f"{row}-{n}", "Stalls", row, n, float(n), float(i + 1), (tiers or {}).get(row, "REGULAR"))
         for i, row in enumerate(rows)
         for n in range(1, per_row + 1)
     ]
@@ -327,3 +325,83 @@ def test_includes_are_spliced_and_every_script_names_its_keys():
     for script in load_scripts().values():
         assert not re.search(r"^--- @include", script.source, re.MULTILINE), script.name
         assert "KEYS[1]" in script.source, script.name
+
+
+# --------------------------------------------------------------------------- orders' seats
+
+
+async def order_call(event: LuaEvent, script: str, *args):
+    k = event.keys
+    if script == "free_order":
+        return await event.scripts.call(script, (k.state, k.seats, k.owned, k.stream), list(args))
+    return await event.scripts.call(script, k.all()[:7], list(args))
+
+
+async def test_reserve_moves_a_hold_to_an_order_idempotently(event: LuaEvent):
+    held = await event.hold("ann", "A-1", "A-2")
+    hold_id = held[1]
+    assert (await order_call(event, "reserve", "ann", hold_id, "o1", MAXLEN, "A-1", "A-2"))[0] == "ok"
+    _, _, taken = await event.snapshot()
+    assert taken == {"A-1": "held", "A-2": "held"}  # reserved seats look held to everyone
+    assert await event.scripts.redis.hget(event.keys.seats, "A-1") == "ro1"
+    assert await event.scripts.redis.hget(event.keys.owned, "ann") == "2"
+    assert await event.scripts.redis.hget(event.keys.holds, hold_id) is None  # the hold ended
+    # again (a retried checkout): still fine, nothing counted twice
+    assert (await order_call(event, "reserve", "ann", hold_id, "o1", MAXLEN, "A-1", "A-2"))[0] == "ok"
+    assert await event.scripts.redis.hget(event.keys.owned, "ann") == "2"
+    # the seats count against ann's limit
+    assert (await event.hold("ann", "B-1", max_seats=2))[0] == "limit"
+
+
+async def test_reserve_refuses_seats_not_in_the_live_hold(event: LuaEvent):
+    held = await event.hold("ann", "A-3", hold_ms=300)
+    await asyncio.sleep(0.35)  # the hold lapsed
+    reply = await order_call(event, "reserve", "ann", held[1], "o2", MAXLEN, "A-3")
+    assert reply[0] == "not_held" and reply[2:] == ["A-3"]
+    other = await event.hold("bob", "A-4")
+    assert (await order_call(event, "reserve", "ann", other[1], "o3", MAXLEN, "A-4"))[0] == "not_held"
+
+
+async def test_book_is_all_or_nothing_and_idempotent(event: LuaEvent):
+    held = await event.hold("ann", "B-1", "B-2")
+    await order_call(event, "reserve", "ann", held[1], "o4", MAXLEN, "B-1", "B-2")
+    assert (await order_call(event, "book", "ann", "o4", MAXLEN, "B-1", "B-2"))[0] == "ok"
+    assert (await order_call(event, "book", "ann", "o4", MAXLEN, "B-1", "B-2"))[0] == "ok"
+    assert (await event.snapshot())[2] == {"B-1": "booked", "B-2": "booked"}
+    assert await event.scripts.redis.hget(event.keys.owned, "ann") == "2"
+    # a late order whose seat someone holds: nothing booked
+    await event.hold("cat", "B-4")
+    refused = await order_call(event, "book", "dan", "o5", MAXLEN, "B-3", "B-4")
+    assert refused[0] == "taken" and refused[2:] == ["B-4"]
+    assert await event.scripts.redis.hget(event.keys.seats, "B-3") is None
+    # free seats book directly (a late payment whose seats are still free)
+    assert (await order_call(event, "book", "dan", "o6", MAXLEN, "B-3"))[0] == "ok"
+    assert await event.scripts.redis.hget(event.keys.owned, "dan") == "1"
+
+
+async def test_free_order_frees_only_what_the_order_still_has(event: LuaEvent):
+    held = await event.hold("ann", "C-1", "C-2")
+    await order_call(event, "reserve", "ann", held[1], "o7", MAXLEN, "C-1", "C-2")
+    await order_call(event, "book", "ann", "o7", MAXLEN, "C-1", "C-2")
+    reply = await order_call(event, "free_order", "ann", "o7", MAXLEN, "C-1", "C-2")
+    assert reply[0] == "ok" and reply[2] == 2
+    assert (await event.snapshot())[2] == {}
+    assert await event.scripts.redis.hget(event.keys.owned, "ann") is None
+    # the seat went to someone else meanwhile: a second free leaves it alone
+    await event.hold("bob", "C-1")
+    assert (await order_call(event, "free_order", "ann", "o7", MAXLEN, "C-1", "C-2"))[2] == 0
+    assert (await event.snapshot())[2] == {"C-1": "held"}
+
+
+async def test_order_scripts_without_live_state(scripts: Scripts):
+    ev = LuaEvent(scripts, unique_id())
+    assert await order_call(ev, "reserve", "a", "h", "o", MAXLEN, "A-1") == ["no_event"]
+    assert await order_call(ev, "book", "a", "o", MAXLEN, "A-1") == ["no_event"]
+    assert await order_call(ev, "free_order", "a", "o", MAXLEN, "A-1") == ["no_event"]
+
+
+async def test_stream_entries_carry_their_time(event: LuaEvent):
+    await event.hold("ann", "A-9")
+    fields = (await event.stream())[-1][1]
+    now_ms = int((await event.scripts.redis.time())[0]) * 1000
+    assert abs(int(fields["t"]) - now_ms) < 5000
