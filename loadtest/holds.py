@@ -59,7 +59,7 @@ from .seating import blocks_for_task, blocks_of, create_scratch_event, drop_even
 from .stack import Stack, host_port, unique_event_id
 from .stats import ratio, summarize
 
-PHASES = ("server", "redis", "redis-pipelined", "postgres", "postgres-async", "redis-benchmark")
+PHASES = ("server", "engine", "redis", "redis-pipelined", "postgres", "postgres-async", "redis-benchmark")
 SEATS_PER_HOLD = 4
 PIPELINE_DEPTH = 8  # hold+release pairs per pipeline in (b')
 HOLD_MS = 300_000
@@ -70,9 +70,7 @@ TARGET_OVER_POSTGRES = 10.0
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--concurrency", type=int, default=64, help="holds in flight at once (default 64)")
-    parser.add_argument(
-        "--duration", type=float, default=10.0, help="measured seconds per phase (default 10)"
-    )
+    parser.add_argument("--duration", type=float, default=10.0, help="measured seconds per phase (default 10)")
     parser.add_argument("--warmup", type=float, default=1.0, help="unmeasured seconds before each phase")
     parser.add_argument("--processes", type=int, default=2, help="client processes (default 2)")
     parser.add_argument("--seats", type=int, default=4000, help="venue size (default 4000)")
@@ -228,16 +226,50 @@ class _RedisPhase:
             started = time.perf_counter()
             replies = await pipe.execute()
             latency = time.perf_counter() - started
-        held = sum(
-            1
-            for reply in replies[::2]
-            if reply[0] == "ok" and len(reply) - 6 - int(reply[5]) == SEATS_PER_HOLD
-        )
+        held = sum(1 for reply in replies[::2] if reply[0] == "ok" and len(reply) - 6 - int(reply[5]) == SEATS_PER_HOLD)
         if any(reply[0] != "ok" for reply in replies[1::2]):
             raise RuntimeError("a pipelined release was refused")
         return held, latency
 
     async def close(self) -> None:
+        await self.redis.aclose()
+
+
+class _EnginePhase:
+    """(e): the server's own hold engine (server.holds.HoldEngine over its
+    pipelined ScriptChannel), driven in process: the hold path without the
+    websocket edge, beside the Postgres row-lock design at the same concurrency."""
+
+    def __init__(self, redis_url: str, body: dict[str, Any], buyers: list[str], blocks: list[list[list[str]]]) -> None:
+        from server.catalog import event_from_request
+        from server.holds import HoldEngine
+        from server.protocol import create_event_decoder
+        from server.script_channel import ScriptChannel
+
+        self.redis = Redis.from_url(redis_url, decode_responses=True)
+        self.channel = ScriptChannel(redis_url)
+        self.engine = HoldEngine(Scripts(self.redis, channel=self.channel), DEFAULTS)
+        self.event = event_from_request(create_event_decoder.decode(msgspec.json.encode(body)))
+        self.buyers, self.blocks = buyers, blocks
+        self.turn = [0] * len(buyers)
+        self.diffs = 0
+
+    async def open(self) -> None:
+        await self.engine.scripts.register()
+        await self.channel.execute("PING")
+
+    async def cycle(self, task: int) -> tuple[int, float]:
+        blocks = self.blocks[task]
+        seats = blocks[self.turn[task] % len(blocks)]
+        self.turn[task] += 1
+        started = time.perf_counter()
+        granted = await self.engine.hold_seats(self.event, self.buyers[task], seats)
+        latency = time.perf_counter() - started
+        await self.engine.release(self.event, self.buyers[task], granted.hold_id)
+        return (1 if len(granted.picked) == SEATS_PER_HOLD else 0), latency
+
+    async def close(self) -> None:
+        self.channel.close()
         await self.redis.aclose()
 
 
@@ -296,9 +328,7 @@ class _PostgresPhase:
                 rows = await conn.fetch(self.lock_sql, self.event_id, seats)
                 granted = len(rows) == len(seats) and all(row["free"] for row in rows)
                 if granted:
-                    await conn.execute(
-                        self.hold_sql, self.event_id, seats, hold_id, self.buyers[task], HOLD_MS / 1000
-                    )
+                    await conn.execute(self.hold_sql, self.event_id, seats, hold_id, self.buyers[task], HOLD_MS / 1000)
             latency = time.perf_counter() - started
             if not granted:
                 return 0, latency
@@ -321,9 +351,7 @@ class HoldClient:
 
     async def open(self, kind: str, tasks: int, **options: Any) -> int:
         if kind == "server":
-            self.phase = _ServerPhase(
-                options["url"], options["event_id"], options["tokens"], options["blocks"]
-            )
+            self.phase = _ServerPhase(options["url"], options["event_id"], options["tokens"], options["blocks"])
         elif kind == "redis":
             self.phase = _RedisPhase(
                 options["redis_url"],
@@ -332,6 +360,8 @@ class HoldClient:
                 options["blocks"],
                 options["depth"],
             )
+        elif kind == "engine":
+            self.phase = _EnginePhase(options["redis_url"], options["body"], options["buyers"], options["blocks"])
         elif kind == "postgres":
             self.phase = _PostgresPhase(
                 options["database_url"],
@@ -414,9 +444,7 @@ async def _timed_phase(
     postgres_cpu = CpuWindow(postgres_pid) if postgres_pid else None
     if postgres_cpu:
         windows.append(postgres_cpu)
-    run = asyncio.ensure_future(
-        workers.call("run", start_at=start_at, warmup=args.warmup, duration=args.duration)
-    )
+    run = asyncio.ensure_future(workers.call("run", start_at=start_at, warmup=args.warmup, duration=args.duration))
     await asyncio.wait([run], timeout=max(0.0, window_start - time.time()))
     redis_before = await _redis_cpu(redis)
     for window in windows:
@@ -595,9 +623,7 @@ async def run(args: argparse.Namespace, stack: Stack, progress: Progress) -> dic
             event_id = await stack.create_event(venue(seats, unique_event_id("holds")))
             seat_ids = await stack.layout(event_id)
             tokens = [token for _, token in await stack.buyers(args.concurrency)]
-            progress(
-                f"(a) server at {url}: {args.concurrency} websocket clients in {args.processes} processes"
-            )
+            progress(f"(a) server at {url}: {args.concurrency} websocket clients in {args.processes} processes")
             results["server"] = await _phase(
                 "(a) server",
                 "server",
@@ -611,6 +637,22 @@ async def run(args: argparse.Namespace, stack: Stack, progress: Progress) -> dic
                 event_id=event_id,
             )
         buyers = [f"lt-buyer-{i}-{secrets.token_hex(3)}" for i in range(args.concurrency)]
+        if "engine" in phases:
+            body = venue(seats, unique_event_id("engine"))
+            event = await create_scratch_event(stack.redis_url, body)
+            made.append(event.id)
+            results["engine"] = await _phase(
+                "(e) engine",
+                "engine",
+                args,
+                stack,
+                progress,
+                {"buyers": buyers, "blocks": _task_blocks([s.id for s in event.seats], args.concurrency)},
+                None,
+                redis,
+                redis_url=stack.redis_url,
+                body=body,
+            )
         for phase, label, depth in (
             ("redis", "(b) redis", 1),
             ("redis-pipelined", "(b') redis pipelined", PIPELINE_DEPTH),
@@ -639,9 +681,7 @@ async def run(args: argparse.Namespace, stack: Stack, progress: Progress) -> dic
             ("postgres-async", "(c') postgres async commit", False),
         ):
             if phase in phases:
-                results[phase] = await _postgres_phase(
-                    label, args, stack, progress, buyers, seats, sync, redis
-                )
+                results[phase] = await _postgres_phase(label, args, stack, progress, buyers, seats, sync, redis)
         if "redis-benchmark" in phases:
             results.update(await _run_redis_benchmark(stack, args, progress))
     finally:
@@ -704,6 +744,7 @@ def _local_pid(url: str) -> int | None:
 
 LABELS = {
     "server": "(a) Seatmap over websocket",
+    "engine": "(e) Seatmap's hold engine, in process",
     "redis": "(b) redis-py → hold.lua",
     "redis-pipelined": f"(b') redis-py → hold.lua, pipelined x{PIPELINE_DEPTH}",
     "postgres": "(c) Postgres SELECT … FOR UPDATE",
@@ -724,8 +765,14 @@ def _summary(args: argparse.Namespace, results: dict[str, Any]) -> dict[str, Any
         "b/c'": ratio(rate("redis"), rate("postgres-async")),
         "a/c'": ratio(rate("server"), rate("postgres-async")),
         "a/d": ratio(rate("server"), rate("redis-benchmark")),
+        "e/c": ratio(rate("engine"), rate("postgres")),
     }
-    targets = {"a/b": TARGET_A_OVER_B, "b/c": TARGET_OVER_POSTGRES, "a/c": TARGET_OVER_POSTGRES}
+    targets = {
+        "a/b": TARGET_A_OVER_B,
+        "e/c": TARGET_OVER_POSTGRES,
+        "b/c": TARGET_OVER_POSTGRES,
+        "a/c": TARGET_OVER_POSTGRES,
+    }
     return {
         "params": {
             "concurrency": args.concurrency,
@@ -738,8 +785,7 @@ def _summary(args: argparse.Namespace, results: dict[str, Any]) -> dict[str, Any
         "results": results,
         "ratios": ratios,
         "targets": {
-            name: {"at_least": value, "verdict": verdict(ratios[name], value)}
-            for name, value in targets.items()
+            name: {"at_least": value, "verdict": verdict(ratios[name], value)} for name, value in targets.items()
         },
     }
 

@@ -40,9 +40,10 @@ expire_due(now, 100, changes)
 local hold_id, hold = buyer_hold(buyer, now, changes)
 local mine = 'h' .. (hold_id or '')
 local wanted, taken = {}, {}
+local owners = redis.call('HMGET', K_seats, unpack(ARGV, FIRST_SEAT))
 for i = FIRST_SEAT, #ARGV do
   local seat = ARGV[i]
-  local owner = redis.call('HGET', K_seats, seat)
+  local owner = owners[i - FIRST_SEAT + 1]
   if owner == mine then
     -- already ours: a retry or an overlapping request
   elseif not owner then

@@ -51,18 +51,20 @@ if #missing > 0 then
   return reply
 end
 
-local remaining = {}
+local remaining, freed = {}, {}
 local owner = 'h' .. hold_id
-for _, seat in ipairs(hold.s) do
+local owners = #hold.s > 0 and redis.call('HMGET', K_seats, unpack(hold.s)) or {}
+for i, seat in ipairs(hold.s) do
   if releasing[seat] then
-    if redis.call('HGET', K_seats, seat) == owner then
-      redis.call('HDEL', K_seats, seat)
+    if owners[i] == owner then
+      table.insert(freed, seat)
       changes[seat] = 'available'
     end
   else
     table.insert(remaining, seat)
   end
 end
+if #freed > 0 then redis.call('HDEL', K_seats, unpack(freed)) end
 if #remaining == 0 then
   drop_hold(hold_id, hold, changes)
 else

@@ -18,9 +18,14 @@
 -- (a no-op on Redis 7, needed on 6.2).
 redis.replicate_commands()
 
+-- Redis's clock, read once per script call: one instant for the whole change.
+local clock_ms = nil
 local function now_ms()
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  if not clock_ms then
+    local t = redis.call('TIME')
+    clock_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  end
+  return clock_ms
 end
 
 local function public_state(owner)
@@ -43,11 +48,16 @@ end
 -- Frees every seat the hold still owns and forgets the hold.
 local function drop_hold(hold_id, hold, changes)
   local owner = 'h' .. hold_id
-  for _, seat in ipairs(hold.s) do
-    if redis.call('HGET', K_seats, seat) == owner then
-      redis.call('HDEL', K_seats, seat)
-      changes[seat] = 'available'
+  if #hold.s > 0 then
+    local owners = redis.call('HMGET', K_seats, unpack(hold.s))
+    local freed = {}
+    for i, seat in ipairs(hold.s) do
+      if owners[i] == owner then
+        table.insert(freed, seat)
+        changes[seat] = 'available'
+      end
     end
+    if #freed > 0 then redis.call('HDEL', K_seats, unpack(freed)) end
   end
   redis.call('HDEL', K_holds, hold_id)
   redis.call('ZREM', K_expiry, hold_id)
@@ -81,6 +91,8 @@ local function live_hold_of_owner(owner, now, changes)
   return nil, nil
 end
 
+local event_epoch = nil  -- set by event_exists()
+
 -- Appends the changes as the next version; returns the version (or the
 -- current one when nothing changed).
 local function emit(changes)
@@ -88,12 +100,13 @@ local function emit(changes)
     return tonumber(redis.call('HGET', K_state, 'version'))
   end
   local version = redis.call('HINCRBY', K_state, 'version', 1)
-  local epoch = redis.call('HGET', K_state, 'epoch')
   redis.call('XADD', K_stream, 'MAXLEN', '~', stream_maxlen, version .. '-0',
-    'e', epoch, 'c', cjson.encode(changes), 't', now_ms())
+    'e', event_epoch or redis.call('HGET', K_state, 'epoch'), 'c', cjson.encode(changes), 't', now_ms())
   return version
 end
 
+-- Whether the event has live state; keeps its epoch for emit().
 local function event_exists()
-  return redis.call('EXISTS', K_state) == 1
+  event_epoch = redis.call('HGET', K_state, 'epoch')
+  return event_epoch ~= false
 end

@@ -32,11 +32,14 @@ local function grant(buyer, hold_id, hold, new_hold_id, hold_ms, now, seats, cha
     redis.call('ZADD', K_expiry, hold.x, hold_id)
   end
   local owner = 'h' .. hold_id
+  local pairs_ = {}
   for _, seat in ipairs(seats) do
-    redis.call('HSET', K_seats, seat, owner)
+    table.insert(pairs_, seat)
+    table.insert(pairs_, owner)
     table.insert(hold.s, seat)
     changes[seat] = 'held'
   end
+  redis.call('HSET', K_seats, unpack(pairs_))
   save_hold(hold_id, hold)
   return hold_id, hold
 end
