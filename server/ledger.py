@@ -17,7 +17,7 @@ from typing import Any
 
 import asyncpg
 
-from .order_states import HOLDS_SEATS, OWNS_SEATS, OrderStatus, transition
+from .order_states import HOLDS_SEATS, OWNS_SEATS, OrderStatus, PaymentRecord, transition
 
 ORDER_COLUMNS = (
     "o.id, o.event_id, o.buyer_id, o.hold_id, o.status, o.amount_cents, o.refunded_cents, o.currency,"
@@ -28,6 +28,21 @@ ORDER_COLUMNS = (
 )
 # One round trip per order read, its seats and tickets included; `FOR UPDATE OF o` locks just the order row.
 SELECT_ORDERS = f"SELECT {ORDER_COLUMNS} FROM orders o"
+# What the API shows (never used to decide): the order plus what was recorded
+# about its money, read into a PaymentRecord (server/order_states.py). The
+# release is the outbox's `cancel-<order id>` action (the key both places that
+# decide a release use), carried out: its result (kept in `last_error` once
+# done, see server/outbox.py) is NULL when it cancelled the authorization, or
+# 'already released'; a skipped or turned-into-a-refund cancel released nothing.
+SELECT_ORDER_VIEWS = (
+    f"SELECT {ORDER_COLUMNS},"
+    " p.status AS payment_status, coalesce(p.captured_cents, 0) AS captured_cents,"
+    " coalesce(r.refunded, 0) AS refunds_cents,"
+    " exists(SELECT 1 FROM outbox x WHERE x.idempotency_key = 'cancel-' || o.id AND x.done_at IS NOT NULL"
+    " AND (x.last_error IS NULL OR x.last_error = 'already released')) AS released"
+    " FROM orders o LEFT JOIN payments p ON p.order_id = o.id"
+    " LEFT JOIN (SELECT order_id, sum(amount_cents) AS refunded FROM refunds GROUP BY order_id) r ON r.order_id = o.id"
+)
 
 
 @dataclass
@@ -47,6 +62,7 @@ class Order:
     confirmed_at: datetime | None
     seats: list[str]
     tickets: list[tuple[str, str]]  # (seat, code), only while the order owns its seats
+    payment: PaymentRecord | None = None  # read for the API only (read_order, list_orders)
 
 
 def new_order_id() -> str:
@@ -58,17 +74,37 @@ def new_ticket_code() -> str:
     return secrets.token_urlsafe(16)
 
 
-def _order(row: asyncpg.Record) -> Order:
+def _order(row: asyncpg.Record | dict[str, Any]) -> Order:
     fields = dict(row)
     codes, ticket_seats = fields.pop("ticket_codes"), fields.pop("ticket_seats")
     fields["status"] = OrderStatus(fields["status"])
     return Order(**fields, tickets=list(zip(ticket_seats, codes, strict=True)))
 
 
+def _order_view(row: asyncpg.Record) -> Order:
+    fields = dict(row)
+    refunds = fields.pop("refunds_cents")
+    payment = PaymentRecord(
+        amount_cents=fields["amount_cents"],
+        intent_status=fields.pop("payment_status"),
+        captured_cents=fields.pop("captured_cents"),
+        refunded_cents=max(fields["refunded_cents"], refunds),
+        released=fields.pop("released"),
+        was_confirmed=fields["confirmed_at"] is not None,
+    )
+    return _order({**fields, "payment": payment})
+
+
 async def fetch_order(conn: asyncpg.Connection, order_id: str, *, lock: bool = False) -> Order | None:
     suffix = " FOR UPDATE OF o" if lock else ""
     row = await conn.fetchrow(f"{SELECT_ORDERS} WHERE o.id = $1{suffix}", order_id)
     return _order(row) if row else None
+
+
+async def read_order(conn: asyncpg.Connection, order_id: str) -> Order | None:
+    """An order as the API shows it, with its PaymentRecord; for showing, never for deciding (no lock)."""
+    row = await conn.fetchrow(f"{SELECT_ORDER_VIEWS} WHERE o.id = $1", order_id)
+    return _order_view(row) if row else None
 
 
 async def fetch_order_by_hold(conn: asyncpg.Connection, hold_id: str) -> Order | None:
@@ -88,15 +124,17 @@ async def list_orders(
     status: str | None = None,
     limit: int = 1000,
 ) -> list[Order]:
-    clauses, args = [], []
+    """Orders as the API shows them (with their PaymentRecord), oldest first."""
+    clauses: list[str] = []
+    args: list[str | int] = []
     for column, value in (("buyer_id", buyer_id), ("event_id", event_id), ("status", status)):
         if value is not None:
             args.append(value)
             clauses.append(f"o.{column} = ${len(args)}")
     where = " WHERE " + " AND ".join(clauses) if clauses else ""
     args.append(limit)
-    rows = await conn.fetch(f"{SELECT_ORDERS}{where} ORDER BY o.created_at, o.id LIMIT ${len(args)}", *args)
-    return [_order(row) for row in rows]
+    rows = await conn.fetch(f"{SELECT_ORDER_VIEWS}{where} ORDER BY o.created_at, o.id LIMIT ${len(args)}", *args)
+    return [_order_view(row) for row in rows]
 
 
 async def insert_order(

@@ -113,3 +113,57 @@ def payment_step(
 
 def refund_status(amount: int, refunded: int) -> OrderStatus:
     return S.REFUNDED if refunded >= amount else S.PARTIALLY_REFUNDED
+
+
+# ------------------------------------------------------------ what the buyer paid
+
+
+class PaymentState(StrEnum):
+    """Where the order's money is, as a buyer would ask it (`"payment"` on an order)."""
+
+    NONE = "none"  # nothing authorized or taken (no payment yet, declined, or cancelled unused)
+    AUTHORIZED = "authorized"  # held on the card, not taken yet
+    CAPTURED = "captured"  # taken
+    RELEASED = "released"  # was held, then let go: nothing taken
+    REFUNDED = "refunded"  # taken, then all given back
+    PARTIALLY_REFUNDED = "partially_refunded"  # taken, then part given back
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentRecord:
+    """What Seatmap recorded about an order's money (server/ledger.py reads it).
+
+    `intent_status`: the PaymentIntent's status as last seen (`payments.status`),
+    None before there is one. `captured_cents`: the most it was seen to have
+    received. `refunded_cents`: the larger of the order's `refunded_cents` (which
+    follows Stripe's `charge.refunded`) and the refunds Seatmap made. `released`:
+    an outbox `cancel_payment` was carried out (or found the authorization gone).
+    `was_confirmed`: the order was ever booked (a booking is made on an
+    authorization, so a later cancel released one)."""
+
+    amount_cents: int
+    intent_status: str | None = None
+    captured_cents: int = 0
+    refunded_cents: int = 0
+    released: bool = False
+    was_confirmed: bool = False
+
+
+def payment_state(record: PaymentRecord) -> PaymentState:
+    """The order's payment state, first match wins: money given back, money
+    taken, an authorization let go, one still held, else none. A refund or
+    release that is decided but not yet carried out does not count: until
+    Stripe has done it, the money is where it was."""
+    if record.refunded_cents > 0:
+        basis = record.captured_cents or record.amount_cents
+        return PaymentState.REFUNDED if record.refunded_cents >= basis else PaymentState.PARTIALLY_REFUNDED
+    if record.captured_cents > 0 or record.intent_status == "succeeded":
+        return PaymentState.CAPTURED
+    if record.released:
+        return PaymentState.RELEASED
+    if record.intent_status == "canceled":
+        # Cancelled in Stripe, not by Seatmap: it had been authorized only if the order was booked on it.
+        return PaymentState.RELEASED if record.was_confirmed else PaymentState.NONE
+    if record.intent_status == "requires_capture":
+        return PaymentState.AUTHORIZED
+    return PaymentState.NONE  # requires_payment_method (new or declined), requires_action, processing

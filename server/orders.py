@@ -70,8 +70,9 @@ class Orders:
     # ------------------------------------------------------------------ reading
 
     async def get(self, order_id: str) -> Order:
+        """The order as shown to buyers and organizers, its PaymentRecord included."""
         async with self.pool.acquire() as conn:
-            order = await ledger.fetch_order(conn, order_id)
+            order = await ledger.read_order(conn, order_id)
         if order is None:
             raise NotFound("no such order")
         return order

@@ -112,8 +112,34 @@ class HoldOut(Struct, omit_defaults=True):
 
 
 class Ticket(Struct):
+    """A ticket; the seat's place, tier and price (from the event's layout) are extensions."""
+
     seat: str
     code: str
+    section: str | UnsetType = UNSET
+    row: str | UnsetType = UNSET
+    number: int | UnsetType = UNSET
+    tier: str | UnsetType = UNSET
+    price_cents: int | UnsetType = UNSET
+
+
+class OrderSeat(Struct):
+    """Extension: a seat of an order as the event's layout describes it."""
+
+    seat: str
+    section: str
+    row: str
+    number: int
+    tier: str
+    price_cents: int
+
+
+class OrderEvent(Struct):
+    """Extension: the event an order is for."""
+
+    id: str
+    name: str
+    starts_at: datetime | None
 
 
 class OrderOut(Struct, omit_defaults=True):
@@ -131,6 +157,13 @@ class OrderOut(Struct, omit_defaults=True):
     confirmed_at: datetime | None = None
     payment_intent_id: str | None = None
     payment_url: str | None = None
+    # Extensions (docs/protocol.md, "Orders").
+    payment: str | UnsetType = UNSET  # PaymentState
+    event: OrderEvent | UnsetType = UNSET
+    seat_details: list[OrderSeat] | UnsetType = UNSET
+    # Only to the order's own buyer, only while it is pending: what a payment page needs.
+    client_secret: str | UnsetType = UNSET
+    stripe_publishable_key: str | UnsetType = UNSET
 
 
 class CheckoutOut(Struct):

@@ -122,6 +122,7 @@ class Settings:
 
     # Seatmap's own extensions (documented in docs/protocol.md).
     public_url: str | None = None
+    stripe_publishable_key: str | None = None  # pk_…: what the payment page gives Stripe.js
     stream_maxlen: int = 10_000
     client_buffer_bytes: int = 1 << 20
     socket_send_buffer: int = 256 * 1024
@@ -155,6 +156,10 @@ class Settings:
         log_format = env.get("SEATMAP_LOG_FORMAT", "text").lower()
         if log_format not in ("text", "json"):
             raise SettingsError(f"SEATMAP_LOG_FORMAT must be 'text' or 'json', got {log_format!r}")
+        publishable_key = env.get("STRIPE_PUBLISHABLE_KEY") or None
+        if publishable_key is not None and not publishable_key.startswith("pk_"):
+            # It is handed to every buyer's browser: a secret key put here by mistake must not be.
+            raise SettingsError("STRIPE_PUBLISHABLE_KEY must be a publishable key (pk_…), never the secret key")
         success_rate = _float(env, "SEATMAP_GATEWAY_SUCCESS_RATE", 1.0)
         if success_rate > 1.0:
             raise SettingsError(f"SEATMAP_GATEWAY_SUCCESS_RATE must be between 0 and 1, got {success_rate}")
@@ -171,6 +176,7 @@ class Settings:
             stripe_api_base=api_base,
             stripe_webhook_secret=env.get("STRIPE_WEBHOOK_SECRET") or None,
             public_url=env.get("SEATMAP_PUBLIC_URL") or None,
+            stripe_publishable_key=publishable_key,
             stream_maxlen=_int(env, "SEATMAP_STREAM_MAXLEN", 10_000, minimum=100),
             client_buffer_bytes=_int(env, "SEATMAP_CLIENT_BUFFER_BYTES", 1 << 20, minimum=4096),
             socket_send_buffer=_int(env, "SEATMAP_SOCKET_SEND_BUFFER", 256 * 1024, minimum=0),
@@ -220,6 +226,7 @@ class Settings:
             "STRIPE_API_BASE": self.stripe_api_base,
             "STRIPE_WEBHOOK_SECRET": self.stripe_webhook_secret,
             "SEATMAP_PUBLIC_URL": self.public_url,
+            "STRIPE_PUBLISHABLE_KEY": self.stripe_publishable_key,
             "SEATMAP_STREAM_MAXLEN": str(self.stream_maxlen),
             "SEATMAP_CLIENT_BUFFER_BYTES": str(self.client_buffer_bytes),
             "SEATMAP_SOCKET_SEND_BUFFER": str(self.socket_send_buffer),

@@ -197,8 +197,10 @@ export class Api {
     return this.request("GET", `/api/orders/${encodeURIComponent(orderId)}`, { auth: true, retries: 1 });
   }
 
-  listOrders() {
-    return this.request("GET", "/api/orders", { auth: true, retries: 1 });
+  /** The buyer's orders; with `eventId`, only those for that event. */
+  listOrders({ eventId } = {}) {
+    const query = eventId ? `?event_id=${encodeURIComponent(eventId)}` : "";
+    return this.request("GET", `/api/orders${query}`, { auth: true, retries: 1 });
   }
 
   async liveUrl(eventId, { epoch, since } = {}) {

@@ -124,10 +124,8 @@ export class Checkout {
 
   async refreshOrders() {
     try {
-      const { orders } = await this.api.listOrders();
-      this.orders = orders
-        .filter((order) => order.event_id === this.venue.id)
-        .sort((a, b) => String(b.created_at).localeCompare(String(a.created_at))); // newest first
+      const { orders } = await this.api.listOrders({ eventId: this.venue.id });
+      this.orders = orders.sort((a, b) => String(b.created_at).localeCompare(String(a.created_at))); // newest first
     } catch {
       return; // the list is a convenience; the next change refreshes it
     }

@@ -18,7 +18,7 @@ async function showOrders(api, events) {
   const names = new Map(events.map((event) => [event.id, event.name]));
   orders.sort((a, b) => String(b.created_at).localeCompare(String(a.created_at)));
   document.getElementById("my-orders-list").replaceChildren(
-    ...orders.map((order) => orderItem(order, { eventName: names.get(order.event_id) || order.event_id })),
+    ...orders.map((order) => orderItem(order, { eventName: order.event?.name || names.get(order.event_id) || order.event_id })),
   );
   document.getElementById("my-orders").hidden = false;
 }

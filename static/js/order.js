@@ -2,8 +2,10 @@
 // (`?payment_intent=…&redirect_status=succeeded|failed`).
 //
 // It reads `GET /api/orders/{id}` with the buyer's session from localStorage
-// (an order is only shown to the browser that bought it), and the event's
-// layout for names, tiers and prices. While payment is being confirmed (the
+// (an order is only shown to the browser that bought it); the answer carries
+// the event's name and date and each seat's section, row, number, tier and
+// price (on its ticket, and in `seat_details`), so the page needs no layout.
+// While payment is being confirmed (the
 // webhook usually lands within a second) it polls quickly; while the order
 // awaits payment, slowly (the buyer may pay in another tab) and again when
 // the checkout's time is up. Once confirmed it shows one ticket per seat with
@@ -63,14 +65,8 @@ class OrderPage {
       this.pollTimer = setTimeout(() => this._refresh(), SLOW_MS);
       return;
     }
-    if (!this.event || this.event.id !== order.event_id) {
-      try {
-        this.event = await this.api.getEvent(order.event_id);
-        this.seatsById = new Map(this.event.seats.map((seat) => [seat.id, seat]));
-      } catch {
-        this.event = null; // names from the order alone; tried again on the next read
-      }
-    }
+    this.event = order.event || null;
+    this.seatsById = new Map((order.seat_details || []).map((seat) => [seat.seat, seat]));
     this.order = order;
     if (order.status !== "pending") forgetOrder(order.event_id, order.order_id);
     const words = this._render();
@@ -110,7 +106,7 @@ class OrderPage {
     const order = this.order;
     const event = this.event;
     const words = this._words();
-    const currency = order.currency || event?.currency;
+    const currency = order.currency;
 
     if (event) {
       document.title = `${STATUS_NAMES[order.status] || "Order"} · ${event.name} · Seatmap`;
@@ -167,14 +163,16 @@ class OrderPage {
     if (key === this.ticketsKey) return;
     this.ticketsKey = key;
     $("tickets-section").hidden = tickets.length === 0;
+    // A ticket carries its seat's section, row, number, tier and price.
+    const placed = (t) => t.section !== undefined;
     const sorted = [...tickets].sort((a, b) => {
-      const x = this.seatsById.get(a.seat), y = this.seatsById.get(b.seat);
-      if (!x || !y) return a.seat.localeCompare(b.seat);
-      return x.section.localeCompare(y.section) || x.row.localeCompare(y.row, undefined, { numeric: true }) || x.number - y.number;
+      if (!placed(a) || !placed(b)) return a.seat.localeCompare(b.seat);
+      return a.section.localeCompare(b.section) || a.row.localeCompare(b.row, undefined, { numeric: true }) || a.number - b.number;
     });
     $("tickets").replaceChildren(
       ...sorted.map((ticket, k) => {
-        const { name, seat } = this._seatWords(ticket.seat);
+        const seat = placed(ticket) ? ticket : null;
+        const name = seat ? seatName(seat) : `Seat ${ticket.seat}`;
         const item = document.createElement("li");
         item.className = "ticket";
         item.dataset.seat = ticket.seat;
@@ -190,7 +188,7 @@ class OrderPage {
         title.textContent = `Ticket ${k + 1} of ${tickets.length}`;
         const event = document.createElement("p");
         event.className = "ticket-event";
-        event.textContent = this.event ? `${this.event.name} · ${eventDate(this.event.starts_at)}` : "";
+        event.textContent = this.event ? [this.event.name, eventDate(this.event.starts_at)].filter(Boolean).join(" · ") : "";
         const facts = document.createElement("dl");
         facts.className = "ticket-facts";
         const rows = seat

@@ -46,6 +46,9 @@ export const STATUS_NAMES = {
   partially_refunded: "Partly refunded",
 };
 
+/** Money on its way to or from the buyer's card, per the order's `payment` (server extension). */
+const MONEY_HELD = new Set(["authorized", "captured"]);
+
 /**
  * What to tell the buyer about `order`, and what the page should do:
  * `{tone: "success"|"info"|"error", title, text, tickets, pay, poll, backToMap}`.
@@ -53,14 +56,23 @@ export const STATUS_NAMES = {
  * `waited`: seconds spent waiting for the payment to be confirmed. The
  * words never hold the countdown (pages show it apart, outside live regions,
  * so screen readers are not told every second).
+ *
+ * `order.payment` says where the money is ("none", "authorized", "captured",
+ * "released", "refunded", "partially_refunded"), so an order that ended
+ * without seats says exactly whether anything was charged; while a payment is
+ * still being given back the page says so and keeps asking.
  */
 export function describeOrder(order, { returned = null, waited = 0 } = {}) {
   const count = order.seats.length;
   const total = money(order.amount_cents, order.currency);
   const refunded = money(order.refunded_cents || 0, order.currency);
+  const payment = order.payment; // undefined from a server without the field: the words hedge
+  const paid = returned === "succeeded" || returned === "processing" || MONEY_HELD.has(payment);
+  const late = "Your payment came after your checkout ended, and someone else had taken a seat meanwhile";
+  const again = "Choose your seats again on the seat map.";
   switch (order.status) {
     case "pending":
-      if (returned === "succeeded" || returned === "processing") {
+      if (paid) {
         return {
           tone: "info",
           title: "Payment received: confirming your seats…",
@@ -102,7 +114,7 @@ export function describeOrder(order, { returned = null, waited = 0 } = {}) {
         tickets: true,
       };
     case "expired":
-      if (returned === "succeeded") {
+      if (paid) {
         // A late payment: the server books the seats if they are still free, else gives it back.
         return {
           tone: "info",
@@ -121,18 +133,50 @@ export function describeOrder(order, { returned = null, waited = 0 } = {}) {
         backToMap: true,
       };
     case "cancelled": {
+      if (order.confirmed_at) {
+        return {
+          tone: "error",
+          title: "This order was cancelled",
+          text: "The payment could not be collected, so the order was cancelled and its seats went back on sale. Nothing was charged.",
+          backToMap: true,
+        };
+      }
+      if (MONEY_HELD.has(payment)) {
+        // Decided, not yet done by Stripe: say so, and ask again until it is.
+        return {
+          tone: "info",
+          title: "Giving your payment back…",
+          text:
+            payment === "authorized"
+              ? `${late}, so the payment is being released: nothing will be charged.`
+              : `${late}, so the ${total} you paid is being refunded in full.`,
+          poll: waited > 30 ? "slow" : "fast",
+          backToMap: true,
+        };
+      }
       let text;
-      if (order.confirmed_at) text = "The payment could not be collected, so the order was cancelled and its seats went back on sale. Nothing was charged.";
-      else if (returned === "succeeded") text = "Your payment came after your checkout ended, and someone else had taken a seat meanwhile, so the payment was released: nothing was charged. Choose your seats again on the seat map.";
+      if (payment === "released") text = `${late}, so the payment was released: nothing was charged. ${again}`;
+      else if (payment === "refunded" || payment === "partially_refunded") text = `${late}, so the ${total} you paid was refunded in full. ${again}`;
+      else if (payment === "none") text = `Its seats went back on sale. No payment was taken, so nothing was charged. ${again}`;
+      else if (returned === "succeeded") text = `${late}, so the payment was released: nothing was charged. ${again}`;
       else text = "Its seats went back on sale and nothing was charged: if you paid after your checkout ended and a seat had been taken meanwhile, the payment was released.";
       return { tone: "error", title: "This order was cancelled", text, backToMap: true };
     }
     case "refunded":
       if (!order.confirmed_at) {
+        if (MONEY_HELD.has(payment)) {
+          return {
+            tone: "info",
+            title: "Giving your payment back…",
+            text: `${late}, so the ${total} you paid is being refunded in full.`,
+            poll: waited > 30 ? "slow" : "fast",
+            backToMap: true,
+          };
+        }
         return {
           tone: "error",
           title: "Your payment was refunded",
-          text: `Your payment came after your checkout ended, and someone else had taken a seat meanwhile, so the ${refunded} you paid was refunded in full. Choose your seats again on the seat map.`,
+          text: `${late}, so the ${order.refunded_cents ? refunded : total} you paid was refunded in full. ${again}`,
           backToMap: true,
         };
       }
