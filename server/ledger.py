@@ -34,12 +34,21 @@ SELECT_ORDERS = f"SELECT {ORDER_COLUMNS} FROM orders o"
 # decide a release use), carried out: its result (kept in `last_error` once
 # done, see server/outbox.py) is NULL when it cancelled the authorization, or
 # 'already released'; a skipped or turned-into-a-refund cancel released nothing.
+CANCEL_KEY_PREFIX = "cancel-"
+ALREADY_RELEASED = "already released"
+
+
+def cancel_key(order_id: str) -> str:
+    """The outbox key of releasing an order's authorization (the API reads it back)."""
+    return CANCEL_KEY_PREFIX + order_id
+
+
 SELECT_ORDER_VIEWS = (
     f"SELECT {ORDER_COLUMNS},"
     " p.status AS payment_status, coalesce(p.captured_cents, 0) AS captured_cents,"
     " coalesce(r.refunded, 0) AS refunds_cents,"
-    " exists(SELECT 1 FROM outbox x WHERE x.idempotency_key = 'cancel-' || o.id AND x.done_at IS NOT NULL"
-    " AND (x.last_error IS NULL OR x.last_error = 'already released')) AS released"
+    f" exists(SELECT 1 FROM outbox x WHERE x.idempotency_key = '{CANCEL_KEY_PREFIX}' || o.id"
+    f" AND x.done_at IS NOT NULL AND (x.last_error IS NULL OR x.last_error = '{ALREADY_RELEASED}')) AS released"
     " FROM orders o LEFT JOIN payments p ON p.order_id = o.id"
     " LEFT JOIN (SELECT order_id, sum(amount_cents) AS refunded FROM refunds GROUP BY order_id) r ON r.order_id = o.id"
 )

@@ -243,7 +243,7 @@ class Orders:
         if step in (PaymentStep.BOOK, PaymentStep.BOOK_THEN_CAPTURE):
             return await self._book(conn, order, step, cause)
         if step is PaymentStep.CANCEL_PAYMENT:
-            await ledger.enqueue(conn, order.id, "cancel_payment", f"cancel-{order.id}")
+            await ledger.enqueue(conn, order.id, "cancel_payment", ledger.cancel_key(order.id))
             return "amount_mismatch" if mismatch else "authorization_released"
         if step is PaymentStep.REFUND:
             await ledger.enqueue(conn, order.id, "refund", f"giveback-{order.id}", view.amount_received)
@@ -283,7 +283,7 @@ class Orders:
             await ledger.enqueue(conn, order.id, "refund", f"giveback-{order.id}", order.amount_cents)
         else:
             await ledger.change_status(conn, order, S.CANCELLED, cause, details)
-            await ledger.enqueue(conn, order.id, "cancel_payment", f"cancel-{order.id}")
+            await ledger.enqueue(conn, order.id, "cancel_payment", ledger.cancel_key(order.id))
         await ledger.enqueue(conn, order.id, "free_seats", f"free-{order.id}-lost")
         return "seats_taken_payment_returned"
 

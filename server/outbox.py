@@ -165,7 +165,7 @@ class Outbox:
                     await ledger.enqueue(conn, order.id, "refund", f"giveback-{order.id}", intent.view.amount_received)
                     return "already captured: refunding instead"
                 if intent.view.status == "canceled":
-                    return "already released"
+                    return ledger.ALREADY_RELEASED
                 raise
             return None
         if kind == "refund":
