@@ -64,18 +64,20 @@ async def open_services(settings: Settings, *, background: bool = True) -> Async
         )
     settings = settings.with_secrets()
     assert settings.secret and settings.admin_token
-    redis = Redis.from_url(settings.redis_url, decode_responses=True, health_check_interval=30)
-    pool = await db.create_pool(settings.database_url)
+    redis_url, database_url = settings.redis_url, settings.database_url
+    assert redis_url and database_url
+    redis = Redis.from_url(redis_url, decode_responses=True, health_check_interval=30)
+    pool = await db.create_pool(database_url)
     supervisor = Supervisor()
     try:
         await apply_migrations(settings.database_url)
-        channel = ScriptChannel(settings.redis_url)
+        channel = ScriptChannel(redis_url)
         scripts = Scripts(redis, channel=channel)
         await scripts.register()
         catalog = EventCatalog(pool)
         live_state = LiveState(scripts, db.owned_loader(pool))
         hold_engine = HoldEngine(scripts, settings, on_state_missing=live_state.rebuild)
-        hub = Hub(settings.redis_url, live_state, catalog.get)
+        hub = Hub(redis_url, live_state, catalog.get)
         payments = Payments(settings)
         reservations = Reservations(scripts, settings.stream_maxlen, on_state_missing=live_state.rebuild)
         outbox = Outbox(pool, payments, reservations, catalog)

@@ -58,9 +58,7 @@ class Event:
                 seats=self.seats,
             )
             raw = encoder.encode(out)
-            self._body = EncodedBody(
-                raw, gzip.compress(raw, 6), '"' + hashlib.sha1(raw).hexdigest()[:20] + '"'
-            )
+            self._body = EncodedBody(raw, gzip.compress(raw, 6), '"' + hashlib.sha1(raw).hexdigest()[:20] + '"')
         return self._body
 
 

@@ -15,9 +15,7 @@ from .settings import Settings, SettingsError
 def _serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
-    parser.add_argument(
-        "--workers", type=int, default=1, help="server processes sharing the port (default 1)"
-    )
+    parser.add_argument("--workers", type=int, default=1, help="server processes sharing the port (default 1)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -66,9 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "serve":
         return runner.serve(settings, host=args.host, port=args.port, workers=args.workers)
     if args.command == "demo":
-        return runner.serve(
-            settings, host=args.host, port=args.port, workers=args.workers, demo_seats=args.seats
-        )
+        return runner.serve(settings, host=args.host, port=args.port, workers=args.workers, demo_seats=args.seats)
     if args.command == "migrate":
         return runner.migrate(settings, status=args.status, dry_run=args.dry_run)
     if args.command == "check":

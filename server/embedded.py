@@ -294,9 +294,7 @@ class _EmbeddedServer(ABC):
             shared = self._reuse_or_clear()
             if shared is not None:
                 self._url = self._make_url(shared.port)
-                logger.info(
-                    "sharing embedded %s at %s (owned by pid %d)", self.label, self._url, shared.owner.pid
-                )
+                logger.info("sharing embedded %s at %s (owned by pid %d)", self.label, self._url, shared.owner.pid)
                 return self._url
             self._prepare()
             port = self._launch()
@@ -369,8 +367,7 @@ class _EmbeddedServer(ABC):
                     return instance
                 raise EmbeddedServerError(
                     f"the embedded {self.label} in {self.directory} (pid {instance.server.pid}, started by "
-                    f"live pid {instance.owner.pid}) does not answer on port {instance.port}"
-                    + self._log_tail(0)
+                    f"live pid {instance.owner.pid}) does not answer on port {instance.port}" + self._log_tail(0)
                 )
             logger.warning(
                 "stopping orphaned embedded %s (pid %d) whose owner (pid %d) is gone",
@@ -401,16 +398,11 @@ class _EmbeddedServer(ABC):
             return
         try:
             process = psutil.Process(pid)
-            ours = (
-                process.name() == self.process_name
-                and Path(process.cwd()).resolve() == self._server_cwd.resolve()
-            )
+            ours = process.name() == self.process_name and Path(process.cwd()).resolve() == self._server_cwd.resolve()
         except (psutil.NoSuchProcess, psutil.AccessDenied, OSError):
             ours = False
         if ours:
-            logger.warning(
-                "stopping unrecorded embedded %s (pid %d) left in %s", self.label, pid, self.directory
-            )
+            logger.warning("stopping unrecorded embedded %s (pid %d) left in %s", self.label, pid, self.directory)
             _stop_process(process, self.graceful_signal, self.stop_timeout)
         self._pidfile.unlink(missing_ok=True)
 
@@ -459,9 +451,7 @@ class _EmbeddedServer(ABC):
                 refused.add(port)
                 continue
             raise EmbeddedServerError(f"the embedded {self.label} {failure}" + tail)
-        raise EmbeddedServerError(
-            f"the embedded {self.label} found no free port after {_PORT_ATTEMPTS} tries" + tail
-        )
+        raise EmbeddedServerError(f"the embedded {self.label} found no free port after {_PORT_ATTEMPTS} tries" + tail)
 
     def _wait_ready(self, process: subprocess.Popen[bytes], port: int) -> str | None:
         """None once the server answers; otherwise what went wrong."""
@@ -593,9 +583,7 @@ def _system_user(name: str) -> pwd.struct_passwd:
         text=True,
     )
     if result.returncode != 0 and result.returncode != 9:  # 9: created meanwhile by someone else
-        raise EmbeddedServerError(
-            f"could not create system user {name!r} for postgres: {result.stderr.strip()}"
-        )
+        raise EmbeddedServerError(f"could not create system user {name!r} for postgres: {result.stderr.strip()}")
     logger.info("created system user %r to run the embedded Postgres", name)
     return pwd.getpwnam(name)
 
@@ -720,8 +708,7 @@ class EmbeddedPostgres(_EmbeddedServer):
                 raise EmbeddedServerError(f"initdb for the embedded Postgres failed: {err}") from None
         if result.returncode != 0:
             raise EmbeddedServerError(
-                f"initdb for the embedded Postgres exited with code {result.returncode}"
-                + self._log_tail(0, log_path)
+                f"initdb for the embedded Postgres exited with code {result.returncode}" + self._log_tail(0, log_path)
             )
         scratch.rename(self.pgdata)
         logger.info("initialised embedded Postgres in %s (%.1fs)", self.pgdata, time.monotonic() - started)
@@ -786,9 +773,7 @@ class EmbeddedPostgres(_EmbeddedServer):
             raise EmbeddedServerError(f"could not create the {POSTGRES_DATABASE} database: {err}") from None
         if result.returncode != 0:
             self.stop()
-            raise EmbeddedServerError(
-                f"could not create the {POSTGRES_DATABASE} database: {result.stderr.strip()}"
-            )
+            raise EmbeddedServerError(f"could not create the {POSTGRES_DATABASE} database: {result.stderr.strip()}")
 
     def _make_url(self, port: int) -> str:
         return f"postgresql://{POSTGRES_SUPERUSER}@{HOST}:{port}/{POSTGRES_DATABASE}"

@@ -159,12 +159,9 @@ class ConnectionLimiter:
         """Why `acquire(ip)` says no right now, as the error to send before closing."""
         if self.max_total and self.total >= self.max_total:
             return Unavailable(
-                f"this server process is at its limit of {self.max_total} connections; "
-                "try again in a few seconds"
+                f"this server process is at its limit of {self.max_total} connections; try again in a few seconds"
             )
-        return LimitExceeded(
-            f"too many open websocket connections from this address (at most {self.max_per_ip})"
-        )
+        return LimitExceeded(f"too many open websocket connections from this address (at most {self.max_per_ip})")
 
 
 # --- idle connections ----------------------------------------------------------------------------------

@@ -193,9 +193,7 @@ class HoldEngine:
         )
         return self._granted(event, reply)
 
-    async def release(
-        self, event: Event, buyer_id: str, hold_id: str, seats: Sequence[str] | None = None
-    ) -> list[str]:
+    async def release(self, event: Event, buyer_id: str, hold_id: str, seats: Sequence[str] | None = None) -> list[str]:
         """Release some or all seats of the buyer's hold; returns the seats still held."""
         if seats is not None:
             check_seat_ids(event, seats)

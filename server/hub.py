@@ -219,7 +219,7 @@ class Hub:
     async def _frames_from_stream(self, feed: Feed, since: int) -> list[bytes] | None:
         """Older history than the feed keeps: read it from the Redis stream,
         as one merged diff from `since` up to the feed's current version."""
-        entries = await self.redis.xrange(event_keys(feed.event.id).stream, min=f"{since + 1}-0", count=100_000)
+        entries: Any = await self.redis.xrange(event_keys(feed.event.id).stream, min=f"{since + 1}-0", count=100_000)
         if not entries or int(entries[0][0].partition("-")[0]) != since + 1:
             return None  # trimmed away: the client needs a snapshot
         merged: dict[str, str] = {}
@@ -331,10 +331,12 @@ class Hub:
                     self._changed.clear()
                     await self._changed.wait()
                     continue
-                streams = {event_keys(eid).stream: f"{feed.version}-0" for eid, feed in self.feeds.items()}
+                streams: dict[Any, Any] = {
+                    event_keys(eid).stream: f"{feed.version}-0" for eid, feed in self.feeds.items()
+                }
                 self._blocked = True
                 try:
-                    result = await self._reader.xread(streams, count=2000, block=2000)
+                    result: Any = await self._reader.xread(streams, count=2000, block=2000)
                 finally:
                     self._blocked = False
                 started = time.perf_counter()

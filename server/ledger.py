@@ -328,7 +328,8 @@ async def owned_seats(conn: asyncpg.Connection, event_id: str) -> tuple[list[tup
         " WHERE s.event_id = $1 AND s.live",
         event_id,
     )
-    owners, counts = [], {}
+    owners: list[tuple[str, str]] = []
+    counts: dict[str, int] = {}
     for row in rows:
         prefix = "r" if row["status"] == OrderStatus.PENDING else "b"
         owners.append((row["seat_id"], prefix + row["id"]))

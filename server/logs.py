@@ -27,8 +27,8 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
-        if getattr(record, "context_id", None):
-            entry["id"] = record.context_id
+        if identity := getattr(record, "context_id", None):
+            entry["id"] = identity
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
         return json.dumps(entry)
@@ -40,8 +40,8 @@ class TextFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         line = super().format(record)
-        if getattr(record, "context_id", None):
-            line += f" [{record.context_id}]"
+        if identity := getattr(record, "context_id", None):
+            line += f" [{identity}]"
         return line
 
 

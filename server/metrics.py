@@ -42,9 +42,7 @@ class Gauge(Counter):
 class Histogram:
     kind = "histogram"
 
-    def __init__(
-        self, name: str, help_text: str, buckets: tuple[float, ...], labels: tuple[str, ...] = ()
-    ) -> None:
+    def __init__(self, name: str, help_text: str, buckets: tuple[float, ...], labels: tuple[str, ...] = ()) -> None:
         self.name, self.help, self.labels, self.buckets = name, help_text, labels, buckets
         self.series: dict[tuple[str, ...], list[float]] = {}
 
@@ -103,17 +101,13 @@ class Metrics:
             "seatmap_hold_seconds", "Time to answer a hold request.", LATENCY_BUCKETS, ("path",)
         )
         self.redis_latency = Histogram("seatmap_redis_seconds", "Redis script call latency.", LATENCY_BUCKETS)
-        self.postgres_latency = Histogram(
-            "seatmap_postgres_seconds", "Postgres query latency.", LATENCY_BUCKETS
-        )
+        self.postgres_latency = Histogram("seatmap_postgres_seconds", "Postgres query latency.", LATENCY_BUCKETS)
         self.stream_lag = Gauge("seatmap_stream_lag_seconds", "Age of the newest diff when relayed.")
         self.webhooks = Counter(
             "seatmap_webhook_events_total", "Stripe events by type and outcome.", ("type", "outcome")
         )
         self.rebuilds = Counter("seatmap_live_state_rebuilds_total", "Events rebuilt from Postgres.")
-        self.http_requests = Counter(
-            "seatmap_http_requests_total", "HTTP requests by status class.", ("status",)
-        )
+        self.http_requests = Counter("seatmap_http_requests_total", "HTTP requests by status class.", ("status",))
         self.rate_limited = Counter(
             "seatmap_rate_limited_total", "Requests refused by a rate limit, by rule.", ("rule",)
         )

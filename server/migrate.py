@@ -114,9 +114,7 @@ def load_migrations(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
     for path in paths:
         match = _FILE_NAME.match(path.name)
         if match is None:
-            raise MigrationError(
-                f"{path.name} in {directory} is not named like a migration (NNNN_lowercase_name.sql)"
-            )
+            raise MigrationError(f"{path.name} in {directory} is not named like a migration (NNNN_lowercase_name.sql)")
         version, name = int(match[1]), match[2]
         if version in migrations:
             other = migrations[version].filename
@@ -147,9 +145,7 @@ def _compare(migrations: Iterable[Migration], records: Iterable[_Record]) -> lis
         else:
             status = Status.APPLIED if migration.checksum == record.checksum else Status.CHANGED
             states.append(
-                MigrationState(
-                    version, migration.name, status, migration.checksum, record.checksum, record.applied_at
-                )
+                MigrationState(version, migration.name, status, migration.checksum, record.checksum, record.applied_at)
             )
     return states
 
@@ -214,9 +210,7 @@ async def _apply_one(conn: asyncpg.Connection, migration: Migration) -> bool:
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock($1)", ADVISORY_LOCK_KEY)
         await conn.execute(_CREATE_TABLE)  # under the lock: concurrent CREATE ... IF NOT EXISTS can collide
-        recorded = await conn.fetchval(
-            "SELECT checksum FROM schema_migrations WHERE version = $1", migration.version
-        )
+        recorded = await conn.fetchval("SELECT checksum FROM schema_migrations WHERE version = $1", migration.version)
         if recorded is not None:
             if recorded != migration.checksum:
                 raise MigrationError(_changed_message(migration.filename, recorded, migration.checksum))

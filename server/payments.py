@@ -80,13 +80,9 @@ class Payments:
                 options={"idempotency_key": f"seatmap-order-{order_id}"},
             )
         except stripe.InvalidRequestError as error:
-            raise ValidationError(
-                f"the payment provider refused the order: {error.user_message or error}"
-            ) from None
+            raise ValidationError(f"the payment provider refused the order: {error.user_message or error}") from None
         except stripe.StripeError as error:
-            raise Unavailable(
-                f"the payment provider did not answer ({type(error).__name__}); retry"
-            ) from None
+            raise Unavailable(f"the payment provider did not answer ({type(error).__name__}); retry") from None
         return _intent(pi)
 
     async def retrieve(self, payment_intent_id: str) -> Intent:
@@ -94,15 +90,11 @@ class Payments:
         return _intent(pi)
 
     async def capture(self, payment_intent_id: str, key: str) -> Intent:
-        pi = await self.client.v1.payment_intents.capture_async(
-            payment_intent_id, options={"idempotency_key": key}
-        )
+        pi = await self.client.v1.payment_intents.capture_async(payment_intent_id, options={"idempotency_key": key})
         return _intent(pi)
 
     async def cancel(self, payment_intent_id: str, key: str) -> Intent:
-        pi = await self.client.v1.payment_intents.cancel_async(
-            payment_intent_id, options={"idempotency_key": key}
-        )
+        pi = await self.client.v1.payment_intents.cancel_async(payment_intent_id, options={"idempotency_key": key})
         return _intent(pi)
 
     async def refund(self, payment_intent_id: str, amount: int, key: str, reason: str | None = None) -> str:

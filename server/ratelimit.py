@@ -175,9 +175,7 @@ class RateLimiter:
         except (RedisError, OSError, TimeoutError) as error:
             self._log_failure(error)
             return []
-        return [
-            Decision.from_reply(kind, reply) for (kind, _, _), reply in zip(targets, replies, strict=True)
-        ]
+        return [Decision.from_reply(kind, reply) for (kind, _, _), reply in zip(targets, replies, strict=True)]
 
     async def _evaluate(self, calls: list[tuple[str, list[int]]]) -> list[list[int]]:
         if len(calls) == 1:

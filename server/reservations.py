@@ -38,9 +38,7 @@ class Reservations:
         k = event_keys(event_id)
         return (k.state, k.seats, k.holds, k.buyers, k.expiry, k.owned, k.stream)
 
-    async def reserve(
-        self, event: Event, buyer: str, hold_id: str, order_id: str, seats: Sequence[str]
-    ) -> list[str]:
+    async def reserve(self, event: Event, buyer: str, hold_id: str, order_id: str, seats: Sequence[str]) -> list[str]:
         """Move the hold's seats to the order; returns the seats that were not
         in the live hold (empty on success)."""
         reply = await self._call(

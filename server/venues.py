@@ -52,11 +52,7 @@ def fan_venue(
                     break
                 angle = centre + spread * ((n + 0.5) / per_section - 0.5)
                 tier = (
-                    "VIP"
-                    if side == 0 and r < max(1, rows // 6)
-                    else "PREMIUM"
-                    if r < max(2, rows // 3)
-                    else "REGULAR"
+                    "VIP" if side == 0 and r < max(1, rows // 6) else "PREMIUM" if r < max(2, rows // 3) else "REGULAR"
                 )
                 seats.append(
                     {

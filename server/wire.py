@@ -140,12 +140,10 @@ def sink_for(send: Any, limit: int, kernel_buffer: int = 0) -> Sink:
     """The fastest sink this connection allows. `kernel_buffer` > 0 caps the
     socket's kernel send buffer: Linux otherwise grows it to 4 MB per socket,
     which hides a stalled client from `limit` and can cost GBs at 10,000 clients."""
-    transport = getattr(getattr(send, "__self__", None), "transport", None)
+    transport: Any = getattr(getattr(send, "__self__", None), "transport", None)
     # Duck-typed: uvloop's transports are not asyncio.WriteTransport subclasses.
-    usable = all(
-        hasattr(transport, name) for name in ("write", "get_write_buffer_size", "is_closing", "abort")
-    )
-    if usable and not transport.is_closing():
+    usable = all(hasattr(transport, name) for name in ("write", "get_write_buffer_size", "is_closing", "abort"))
+    if transport is not None and usable and not transport.is_closing():
         sock = transport.get_extra_info("socket")
         if kernel_buffer > 0 and sock is not None:
             with contextlib.suppress(OSError):

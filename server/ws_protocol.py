@@ -91,7 +91,7 @@ class LeanWebSocketProtocol(WebSocketsSansIOProtocol):
         await super().send(message)
         if message["type"] == "websocket.accept" and self.handshake_complete:
             # The handshake is over: its request, response and headers are not needed again.
-            self.request = None
+            self.request = None  # type: ignore[assignment]
             self.response = None  # type: ignore[assignment]
             conn = self.conn
             if conn.state is State.OPEN and not conn.reader.buffer:

@@ -202,7 +202,7 @@ async def live_socket(websocket: WebSocket, raw_send: Any) -> None:
         raise
     METRICS.ws_connections.inc()
     sink = sink_for(raw_send, settings.client_buffer_bytes, settings.socket_send_buffer)
-    traffic = socket_log(scope, buyer)
+    traffic = socket_log(dict(scope) if not isinstance(scope, dict) else scope, buyer)
     connection = Connection(services, event, buyer, sink, ip, traffic)
     try:
         connection.subscriber = await services.hub.join(event, sink, compact=compact, epoch=epoch, since=since)

@@ -299,8 +299,7 @@ def judge_secrets(settings: Settings, shared: bool) -> list[Finding]:
                 warn(
                     label,
                     f"{name} is set but only {len(value)} characters long",
-                    "use 32 or more random characters "
-                    "(python -c 'import secrets; print(secrets.token_urlsafe(32))').",
+                    "use 32 or more random characters (python -c 'import secrets; print(secrets.token_urlsafe(32))').",
                 )
             )
         elif value:

@@ -266,9 +266,7 @@ def probe_data_dir(path: Path) -> Finding:
     path = Path(path).expanduser()
     if path.exists():
         if not path.is_dir():
-            return fail(
-                "data dir", f"{path} exists and is not a directory", "set SEATMAP_DATA_DIR to a directory."
-            )
+            return fail("data dir", f"{path} exists and is not a directory", "set SEATMAP_DATA_DIR to a directory.")
         try:
             with tempfile.NamedTemporaryFile(dir=path, prefix=".check-"):
                 pass
@@ -332,9 +330,7 @@ def probe_embedded_redis(settings: Settings, binary: Path | None = None) -> Find
 
 def probe_embedded_postgres(settings: Settings, bin_dir: Path | None = None) -> Finding:
     server = EmbeddedPostgres(settings.data_dir / "postgres", bin_dir=bin_dir)
-    missing = [
-        name for name in ("initdb", "postgres", "psql") if not os.access(server.bin_dir / name, os.X_OK)
-    ]
+    missing = [name for name in ("initdb", "postgres", "psql") if not os.access(server.bin_dir / name, os.X_OK)]
     if missing:
         return fail(
             "postgres",

@@ -63,9 +63,7 @@ def create_app(
                     max_in_flight=config.max_in_flight,
                     clock=clock,
                 )
-            gateway = Gateway(
-                store, config, rng=rng, clock=clock, on_queued=worker.notify if worker else lambda: None
-            )
+            gateway = Gateway(store, config, rng=rng, clock=clock, on_queued=worker.notify if worker else lambda: None)
             gateway.forget_old_keys()
             if worker is not None:
                 worker.start()

@@ -69,9 +69,7 @@ class GatewayConfig:
                 raise GatewayConfigError("webhook_secret is required when webhook_url is set")
 
     @classmethod
-    def from_settings(
-        cls, settings: Settings, *, webhook_url: str | None, **overrides: object
-    ) -> GatewayConfig:
+    def from_settings(cls, settings: Settings, *, webhook_url: str | None, **overrides: object) -> GatewayConfig:
         """The gateway Seatmap's own settings call for: database in the data dir, shared secret, knobs.
 
         `settings` should have its secrets filled in (`Settings.with_secrets()`)

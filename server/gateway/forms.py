@@ -112,9 +112,7 @@ class Params:
         try:
             return int(value)
         except ValueError:
-            raise InvalidRequest(
-                f"Invalid integer: {value}", code="parameter_invalid_integer", param=name
-            ) from None
+            raise InvalidRequest(f"Invalid integer: {value}", code="parameter_invalid_integer", param=name) from None
 
     def boolean(self, name: str) -> bool | None:
         value = self.text(name)
@@ -181,9 +179,7 @@ class Params:
     def reject_unknown(self) -> None:
         for name in self._data:
             if name not in self._read:
-                raise InvalidRequest(
-                    f"Received unknown parameter: {name}", code="parameter_unknown", param=name
-                )
+                raise InvalidRequest(f"Received unknown parameter: {name}", code="parameter_unknown", param=name)
 
 
 def merge_metadata(current: Mapping[str, str], update: Mapping[str, str] | None) -> dict[str, str]:

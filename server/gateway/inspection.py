@@ -36,9 +36,7 @@ def _json(body: Any, status: int = 200) -> Response:
 def _limit(request: Request) -> int | Response:
     raw = request.query_params.get("limit", str(DEFAULT_LIMIT))
     if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
-        return _json(
-            {"error": {"type": "invalid_request_error", "message": f"limit must be 1..{MAX_LIMIT}"}}, 400
-        )
+        return _json({"error": {"type": "invalid_request_error", "message": f"limit must be 1..{MAX_LIMIT}"}}, 400)
     return int(raw)
 
 

@@ -36,8 +36,7 @@ CHOICES = {"pay": "pm_card_visa", "decline": "pm_card_chargeDeclined"}
 
 # No script, no external asset, no framing; inline styles only.
 _HEADERS = {
-    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; "
-    "frame-ancestors 'none'",
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; frame-ancestors 'none'",
     "Cache-Control": "no-store",
     "Referrer-Policy": "no-referrer",
 }
@@ -103,9 +102,7 @@ def redirect_status(intent: dict[str, Any]) -> str:
     return "failed"
 
 
-def render(
-    intent: dict[str, Any], *, merchant: str, return_url: str | None, notice: str | None = None
-) -> str:
+def render(intent: dict[str, Any], *, merchant: str, return_url: str | None, notice: str | None = None) -> str:
     """The page for `intent` in its current status; `notice` is news of the last attempt."""
     e = html.escape
     amount = format_amount(intent["amount"], intent["currency"])
@@ -166,9 +163,7 @@ async def show(request: Request) -> Response:
     intent = gateway.get(pi_id)
     if intent is None or intent.get("object") != "payment_intent":
         return HTMLResponse(render_missing(pi_id), status_code=404, headers=_HEADERS)
-    return_url = safe_return_url(request.query_params.get("return_url")) or safe_return_url(
-        intent.get("return_url")
-    )
+    return_url = safe_return_url(request.query_params.get("return_url")) or safe_return_url(intent.get("return_url"))
     page = render(intent, merchant=gateway.config.merchant_name, return_url=return_url)
     return HTMLResponse(page, headers=_HEADERS)
 

@@ -86,9 +86,7 @@ def make_server(
 class BackgroundGateway:
     """A gateway serving from a daemon thread of this process. Use as a context manager."""
 
-    def __init__(
-        self, config: GatewayConfig, *, host: str = "127.0.0.1", port: int = 0, log_level: str = "warning"
-    ):
+    def __init__(self, config: GatewayConfig, *, host: str = "127.0.0.1", port: int = 0, log_level: str = "warning"):
         self.config = config
         self.host = host
         self.port = port
@@ -141,9 +139,7 @@ class BackgroundGateway:
         self.stop()
 
 
-def command(
-    config: GatewayConfig, *, host: str = "127.0.0.1", port: int = 12111, log_level: str = "info"
-) -> list[str]:
+def command(config: GatewayConfig, *, host: str = "127.0.0.1", port: int = 12111, log_level: str = "info") -> list[str]:
     """The argv of a child process serving `config`; give it STRIPE_WEBHOOK_SECRET in its environment."""
     argv = [
         sys.executable,
@@ -209,9 +205,7 @@ def _parser(settings: Settings) -> argparse.ArgumentParser:
         default=settings.gateway_webhook_delay,
         help="seconds before an event's first delivery (default SEATMAP_GATEWAY_WEBHOOK_DELAY or 0)",
     )
-    parser.add_argument(
-        "--retry-base", type=float, default=0.5, help="first retry delay in seconds (doubles)"
-    )
+    parser.add_argument("--retry-base", type=float, default=0.5, help="first retry delay in seconds (doubles)")
     parser.add_argument("--retry-cap", type=float, default=60.0, help="longest retry delay in seconds")
     parser.add_argument("--max-in-flight", type=int, default=8, help="deliveries sent concurrently")
     parser.add_argument(
@@ -250,9 +244,7 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     logging.basicConfig(level=level, format=LOG_FORMAT)
     # httpx logs every request at INFO; the delivery worker already says it better.
     logging.getLogger("httpx").setLevel(max(logging.WARNING, level))
-    server = make_server(
-        config, host=args.host, port=args.port, log_level=args.log_level, handle_signals=True
-    )
+    server = make_server(config, host=args.host, port=args.port, log_level=args.log_level, handle_signals=True)
     logging.getLogger("seatmap.gateway").info(
         "serving the Stripe-compatible test gateway at http://%s:%d", args.host, args.port
     )

@@ -210,8 +210,7 @@ class Store:
         obj = event["data"]["object"]
         payment_intent = obj["id"] if obj["object"] == "payment_intent" else obj.get("payment_intent")
         self._db.execute(
-            "INSERT INTO events (id, type, created, object_id, payment_intent, body)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO events (id, type, created, object_id, payment_intent, body) VALUES (?, ?, ?, ?, ?, ?)",
             (event["id"], event["type"], event["created"], obj["id"], payment_intent, body),
         )
         if deliver_at is not None:
@@ -299,8 +298,7 @@ class Store:
         result = []
         for ev_id, ev_type, st, attempts, next_at, delivered_at in self._db.execute(sql, args).fetchall():
             log = self._db.execute(
-                "SELECT attempt, at, url, status, error, duration_ms FROM attempts"
-                " WHERE event_id = ? ORDER BY id",
+                "SELECT attempt, at, url, status, error, duration_ms FROM attempts WHERE event_id = ? ORDER BY id",
                 (ev_id,),
             ).fetchall()
             result.append(
@@ -312,9 +310,7 @@ class Store:
                     "next_attempt_at": next_at,
                     "delivered_at": delivered_at,
                     "attempt_log": [
-                        dict(
-                            zip(("attempt", "at", "url", "status", "error", "duration_ms"), row, strict=True)
-                        )
+                        dict(zip(("attempt", "at", "url", "status", "error", "duration_ms"), row, strict=True))
                         for row in log
                     ],
                 }

@@ -46,12 +46,8 @@ TRANSITIONS: dict[Status, frozenset[Status]] = {
     _S.REQUIRES_PAYMENT_METHOD: frozenset(
         {_S.REQUIRES_CONFIRMATION, _S.REQUIRES_PAYMENT_METHOD, _S.REQUIRES_CAPTURE, _S.SUCCEEDED, _S.CANCELED}
     ),
-    _S.REQUIRES_CONFIRMATION: frozenset(
-        {_S.REQUIRES_PAYMENT_METHOD, _S.REQUIRES_CAPTURE, _S.SUCCEEDED, _S.CANCELED}
-    ),
-    _S.REQUIRES_ACTION: frozenset(
-        {_S.REQUIRES_PAYMENT_METHOD, _S.REQUIRES_CAPTURE, _S.SUCCEEDED, _S.CANCELED}
-    ),
+    _S.REQUIRES_CONFIRMATION: frozenset({_S.REQUIRES_PAYMENT_METHOD, _S.REQUIRES_CAPTURE, _S.SUCCEEDED, _S.CANCELED}),
+    _S.REQUIRES_ACTION: frozenset({_S.REQUIRES_PAYMENT_METHOD, _S.REQUIRES_CAPTURE, _S.SUCCEEDED, _S.CANCELED}),
     _S.PROCESSING: frozenset({_S.REQUIRES_PAYMENT_METHOD, _S.SUCCEEDED, _S.CANCELED}),
     _S.REQUIRES_CAPTURE: frozenset({_S.SUCCEEDED, _S.CANCELED}),
     _S.SUCCEEDED: frozenset(),
@@ -292,9 +288,7 @@ def _attempt(intent: Obj, method: Obj, method_is_new: bool, ctx: Context) -> Out
     charge = objects.charge(intent, pm_id=method["id"], card=card, captured=not manual, now=ctx.now)
     stored = (method,) if method_is_new else ()
     if not card.approves:
-        declined = CardDeclined(
-            card.message, code=card.error_code, decline_code=card.decline_code, charge=charge["id"]
-        )
+        declined = CardDeclined(card.message, code=card.error_code, decline_code=card.decline_code, charge=charge["id"])
         last_error = {**declined.body()["error"], "payment_method": method}
         intent = move(
             intent,
@@ -340,8 +334,7 @@ def capture_payment_intent(pi_id: str, p: Params, ctx: Context) -> Outcome:
         raise InvalidRequest("Invalid positive integer", param="amount_to_capture")
     if amount > capturable:
         raise InvalidRequest(
-            f"The amount to capture ({amount}) must be less than or equal to the amount capturable "
-            f"({capturable}).",
+            f"The amount to capture ({amount}) must be less than or equal to the amount capturable ({capturable}).",
             code="amount_too_large",
             param="amount_to_capture",
         )
@@ -378,12 +371,8 @@ def cancel_payment_intent(pi_id: str, p: Params, ctx: Context) -> Outcome:
         # refunded, as Stripe shows it. Only payment_intent.canceled is sent.
         charge = need(ctx.lookup, intent["latest_charge"], "charge")
         saved = ({**charge, "refunded": True, "amount_refunded": charge["amount"]},)
-    intent = move(
-        intent, Status.CANCELED, amount_capturable=0, canceled_at=ctx.now, cancellation_reason=reason
-    )
-    return Outcome(
-        result=intent, saved=(*saved, intent), events=(Emitted("payment_intent.canceled", intent),)
-    )
+    intent = move(intent, Status.CANCELED, amount_capturable=0, canceled_at=ctx.now, cancellation_reason=reason)
+    return Outcome(result=intent, saved=(*saved, intent), events=(Emitted("payment_intent.canceled", intent),))
 
 
 # -- refunds -----------------------------------------------------------------

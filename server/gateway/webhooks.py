@@ -149,9 +149,7 @@ class DeliveryWorker:
         error: str | None = None
         begin = time.perf_counter()
         try:
-            response = await self._client.post(
-                self._url, content=delivery.body, headers=headers, timeout=self._timeout
-            )
+            response = await self._client.post(self._url, content=delivery.body, headers=headers, timeout=self._timeout)
             status = response.status_code
             if not 200 <= status < 300:
                 error = f"HTTP {status}: {response.text[:200]}"
