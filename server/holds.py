@@ -14,12 +14,13 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import msgspec
 
 from .catalog import Event
-from .errors import LimitExceeded, NotFound, SeatmapError, SeatsUnavailable, Unavailable, ValidationError
-from .keys import EventKeys, event_keys
+from .errors import LimitExceeded, NotFound, SeatmapError, SeatsUnavailable, ValidationError
+from .keys import event_keys
 from .metrics import METRICS
 from .scripts import Scripts
 from .settings import Settings
@@ -129,20 +130,8 @@ class HoldEngine:
         self.expiry_listener: Callable[[str, int], None] | None = None
 
     async def _call(self, event: Event, name: str, keys: tuple[str, ...], args: list) -> list:
-        reply = await self.scripts.call(name, keys, args)
-        if reply and reply[0] == "no_event":
-            # Redis lost the event's state: rebuild it from Postgres, then retry once.
-            if self.on_state_missing is None:
-                raise Unavailable("live seat state is being rebuilt; retry shortly")
-            await self.on_state_missing(event)
-            reply = await self.scripts.call(name, keys, args)
-            if reply and reply[0] == "no_event":
-                raise Unavailable("live seat state is being rebuilt; retry shortly")
-        return reply
-
-    @staticmethod
-    def _hold_keys(keys: EventKeys) -> tuple[str, ...]:
-        return (keys.state, keys.seats, keys.holds, keys.buyers, keys.expiry, keys.owned, keys.stream)
+        rebuild = partial(self.on_state_missing, event) if self.on_state_missing else None
+        return await self.scripts.call_live(name, keys, args, rebuild)
 
     async def hold_seats(self, event: Event, buyer_id: str, seats: Sequence[str]) -> HoldGranted:
         check_seat_ids(event, seats)
@@ -150,7 +139,7 @@ class HoldEngine:
         reply = await self._call(
             event,
             "hold",
-            self._hold_keys(keys),
+            keys.for_holds(),
             [buyer_id, new_hold_id(event.id), self.hold_ms, self.max_seats, self.maxlen, *seats],
         )
         return self._granted(event, reply)
@@ -178,7 +167,7 @@ class HoldEngine:
         reply = await self._call(
             event,
             "best_available",
-            (*self._hold_keys(keys), keys.layout),
+            (*keys.for_holds(), keys.layout),
             [
                 buyer_id,
                 new_hold_id(event.id),
@@ -201,7 +190,7 @@ class HoldEngine:
         reply = await self._call(
             event,
             "release",
-            (keys.state, keys.seats, keys.holds, keys.buyers, keys.expiry, keys.stream),
+            keys.for_release(),
             [buyer_id, hold_id, self.maxlen, *(seats or ())],
         )
         status = reply[0]
@@ -232,7 +221,7 @@ class HoldEngine:
         keys = event_keys(event_id)
         reply = await self.scripts.call(
             "sweep",
-            (keys.state, keys.seats, keys.holds, keys.buyers, keys.expiry, keys.stream),
+            keys.for_release(),
             [self.maxlen, limit],
         )
         if reply[0] == -1:

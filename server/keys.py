@@ -20,6 +20,14 @@ class EventKeys:
     stream: str  # stream: one entry per version
     layout: str  # hash: msgpack seat layout for best-available
 
+    def for_holds(self) -> tuple[str, ...]:
+        """The keys of the scripts that grant, reserve or book seats."""
+        return (self.state, self.seats, self.holds, self.buyers, self.expiry, self.owned, self.stream)
+
+    def for_release(self) -> tuple[str, ...]:
+        """The keys of release.lua and sweep.lua."""
+        return (self.state, self.seats, self.holds, self.buyers, self.expiry, self.stream)
+
     def all(self) -> tuple[str, ...]:
         return (
             self.state,

@@ -6,9 +6,9 @@ scripts decide, atomically, and every change is a diff like any other."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
 
 from .catalog import Event
-from .errors import Unavailable
 from .keys import event_keys
 from .scripts import Scripts
 
@@ -25,18 +25,12 @@ class Reservations:
         self.on_state_missing = on_state_missing
 
     async def _call(self, event: Event, name: str, keys: tuple[str, ...], args: list) -> list:
-        reply = await self.scripts.call(name, keys, args)
-        if reply and reply[0] == "no_event" and self.on_state_missing is not None:
-            await self.on_state_missing(event)
-            reply = await self.scripts.call(name, keys, args)
-        if reply and reply[0] == "no_event":
-            raise Unavailable("live seat state is being rebuilt; retry shortly")
-        return reply
+        rebuild = partial(self.on_state_missing, event) if self.on_state_missing else None
+        return await self.scripts.call_live(name, keys, args, rebuild)
 
     @staticmethod
     def _keys(event_id: str) -> tuple[str, ...]:
-        k = event_keys(event_id)
-        return (k.state, k.seats, k.holds, k.buyers, k.expiry, k.owned, k.stream)
+        return event_keys(event_id).for_holds()
 
     async def reserve(self, event: Event, buyer: str, hold_id: str, order_id: str, seats: Sequence[str]) -> list[str]:
         """Move the hold's seats to the order; returns the seats that were not

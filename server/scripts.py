@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import re
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError
 
+from .errors import Unavailable
 from .metrics import METRICS
 from .script_channel import ScriptChannel
 
@@ -84,6 +86,24 @@ class Scripts:
             # Redis restarted or ran SCRIPT FLUSH: load it again and retry once.
             await self.redis.script_load(script.source)
             return await self._evalsha(script.sha, keys, args)
+
+    async def call_live(
+        self,
+        name: str,
+        keys: tuple[str, ...] | list[str],
+        args: list[Any],
+        rebuild: Callable[[], Awaitable[None]] | None,
+    ) -> Any:
+        """A script over an event's live state. The scripts answer `['no_event']`
+        when Redis has lost that state: then `rebuild()` restores it from
+        Postgres and the call is made once more; still missing is Unavailable."""
+        reply = await self.call(name, keys, args)
+        if reply and reply[0] == "no_event" and rebuild is not None:
+            await rebuild()
+            reply = await self.call(name, keys, args)
+        if reply and reply[0] == "no_event":
+            raise Unavailable("live seat state is being rebuilt; retry shortly")
+        return reply
 
     async def _evalsha(self, sha: str, keys: tuple[str, ...] | list[str], args: list[Any]) -> Any:
         started = time.perf_counter()

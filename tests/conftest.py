@@ -82,6 +82,28 @@ async def _scratch_database(server_url: str, prefix: str) -> AsyncIterator[str]:
             await admin.close()
 
 
+# --- Redis clients for tests that call the Lua scripts directly ----------------------------------
+
+
+@pytest.fixture
+async def redis(redis_url: str):
+    from redis.asyncio import Redis
+
+    client = Redis.from_url(redis_url, decode_responses=True)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+async def scripts(redis):
+    """The project's scripts, registered, on a plain redis-py client."""
+    from server.scripts import Scripts
+
+    loaded = Scripts(redis)
+    await loaded.register()
+    return loaded
+
+
 # --- a running Seatmap server ------------------------------------------------------------------
 
 

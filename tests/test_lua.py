@@ -19,20 +19,6 @@ MAX = 8
 MAXLEN = 1000
 
 
-@pytest.fixture
-async def redis(redis_url: str):
-    client = Redis.from_url(redis_url, decode_responses=True)
-    yield client
-    await client.aclose()
-
-
-@pytest.fixture
-async def scripts(redis: Redis) -> Scripts:
-    loaded = Scripts(redis)
-    await loaded.register()
-    return loaded
-
-
 def grid(rows: str, per_row: int, tiers: dict[str, str] | None = None) -> list[SeatGeometry]:
     return [
         SeatGeometry(f"{row}-{n}", "Stalls", row, n, float(n), float(i + 1), (tiers or {}).get(row, "REGULAR"))

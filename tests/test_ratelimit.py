@@ -20,20 +20,6 @@ from server.settings import Rate, Settings, SettingsError
 from tests.support import free_port, unique_id
 
 
-@pytest.fixture
-async def redis(redis_url: str):
-    client = Redis.from_url(redis_url, decode_responses=True)
-    yield client
-    await client.aclose()
-
-
-@pytest.fixture
-async def scripts(redis: Redis) -> Scripts:
-    loaded = Scripts(redis)
-    await loaded.register()
-    return loaded
-
-
 def some_ip() -> str:
     """An address from the benchmarking range, different in each test."""
     return f"198.18.{random.randrange(256)}.{random.randrange(1, 255)}"
