@@ -73,9 +73,14 @@ async def test_a_healthy_deployment_passes(redis_url: str, database_url: str, tm
     findings = await gather(settings)
     found = by_name(findings)
     assert not [f for f in findings if f.status is Status.FAIL], render_text(findings)
-    for name in ("redis", "redis version", "redis role", "redis lua", "redis persistence", "redis eviction"):
+    for name in ("redis", "redis version", "redis role", "redis lua", "redis eviction"):
         assert found[name].status is Status.OK, found[name]
-    assert "append-only file on" in found["redis persistence"].message  # the embedded Redis keeps an AOF
+    if "SEATMAP_TEST_REDIS_URL" in os.environ:
+        # someone else's Redis: its persistence is what it is, and is reported either way
+        assert found["redis persistence"].status in (Status.OK, Status.WARN), found["redis persistence"]
+    else:
+        assert found["redis persistence"].status is Status.OK, found["redis persistence"]
+        assert "append-only file on" in found["redis persistence"].message  # the embedded Redis keeps an AOF
     assert (
         found["redis lua"].message.startswith("the ") and "scripts load and run" in found["redis lua"].message
     )
