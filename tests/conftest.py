@@ -64,12 +64,14 @@ async def empty_database_url(postgres_url: str) -> AsyncIterator[str]:
 
 
 @asynccontextmanager
-async def _scratch_database(server_url: str, prefix: str) -> AsyncIterator[str]:
-    """A new, uniquely named database on the server of `server_url`, dropped on exit."""
+async def _scratch_database(server_url: str, prefix: str, template: str | None = None) -> AsyncIterator[str]:
+    """A new, uniquely named database on the server of `server_url` (a copy of
+    `template` if given), dropped on exit."""
     name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     admin = await asyncpg.connect(server_url)
     try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
+        copy = f' TEMPLATE "{template}"' if template else ""
+        await admin.execute(f'CREATE DATABASE "{name}"{copy}')
     finally:
         await admin.close()
     try:
@@ -117,13 +119,31 @@ async def server(redis_url: str, database_url: str, tmp_path_factory: pytest.Tem
         yield running
 
 
+@pytest.fixture(scope="session")
+async def template_database(postgres_url: str) -> AsyncIterator[str]:
+    """A migrated database to copy: `CREATE DATABASE … TEMPLATE` takes a fraction of migrating."""
+    async with _scratch_database(postgres_url, "seatmap_template") as url:
+        await apply_migrations(url)
+        yield urlsplit(url).path.lstrip("/")
+
+
 @pytest.fixture
-def server_settings(redis_url: str, database_url: str, tmp_path: Path):
-    """Settings for a test that starts its own server (e.g. with short holds)."""
+async def fresh_database_url(postgres_url: str, template_database: str) -> AsyncIterator[str]:
+    """A migrated database of this test's own."""
+    async with _scratch_database(postgres_url, "seatmap_test", template=template_database) as url:
+        yield url
+
+
+@pytest.fixture
+def server_settings(redis_url: str, fresh_database_url: str, tmp_path: Path):
+    """Settings for a test that starts its own server(s) (e.g. with short holds),
+    on a database of the test's own: the session server's background jobs
+    (order expiry, the outbox) then never act on this test's orders through
+    another payment gateway than theirs."""
     from tests.support import test_settings
 
     def make(**overrides):
-        return test_settings(redis_url, database_url, tmp_path, **overrides)
+        return test_settings(redis_url, fresh_database_url, tmp_path, **overrides)
 
     return make
 

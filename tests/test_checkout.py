@@ -170,7 +170,7 @@ async def test_webhooks_duplicated_six_at_once_act_once(server, event_id, databa
     assert tickets == 1
 
 
-async def test_events_out_of_order_and_concurrent_end_right(server_settings, database_url):
+async def test_events_out_of_order_and_concurrent_end_right(server_settings):
     # Deliveries held back for a minute: the test delivers the events itself.
     async with running_server(server_settings(gateway_webhook_delay=60)) as slow:
         event_id = await slow.create_event(grid_venue(1, 4, event_id=unique_id()))
@@ -320,3 +320,14 @@ async def test_payment_page_pays(server, event_id):
         page = await browser.get(checkout["payment_url"])
         assert page.status_code == 200 and "Pay" in page.text
     assert json.dumps(checkout)  # shape is JSON
+
+
+async def test_a_paid_checkout_is_booked_not_expired_when_its_webhook_is_late(server_settings):
+    # Webhooks held back a minute; the checkout lapses after 2 s.
+    async with running_server(server_settings(checkout_seconds=2, gateway_webhook_delay=60)) as slow:
+        event_id = await slow.create_event(grid_venue(1, 4, event_id=unique_id()))
+        _, checkout = await hold_and_checkout(slow, event_id, ["A-1"])
+        await confirm(slow, checkout["payment_intent_id"])  # paid at once
+        booked = await wait_for_status(slow, checkout["order_id"], "confirmed", "expired", timeout=20)
+        assert booked["status"] == "confirmed"  # never told "expired" after paying
+        assert (await slow.availability(event_id))["seats"]["A-1"] == "booked"

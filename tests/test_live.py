@@ -153,14 +153,14 @@ async def test_resume_with_a_stale_epoch_gets_a_snapshot(server, event_id):
     assert frame["type"] == "snapshot"
 
 
-async def test_resume_from_the_stream_on_a_fresh_process(server, event_id, server_settings):
+async def test_resume_from_the_stream_on_a_fresh_process(server, event_id):
     """Another process has no diffs in memory: it reads the missed ones from the Redis stream."""
     _, token = await server.buyer()
     async with server.socket(event_id) as ws:
         first = await receive_json(ws)
     for seat in ("D-1", "D-2", "D-3"):
         await http_hold(server, token, event_id, [seat])
-    async with running_server(server_settings()) as other:
+    async with running_server(server.settings) as other:  # the same Redis and Postgres
         async with other.socket(event_id, epoch=first["epoch"], since=first["version"]) as ws:
             diff = await receive_json(ws)
             assert diff["type"] == "diff" and diff["prev"] == first["version"]

@@ -82,7 +82,7 @@ def test_small_drop_holds_its_invariants_and_replays_to_the_same_map(
 
 
 async def test_a_server_granting_a_seat_twice_fails_the_run(
-    tmp_path: Path, server_settings: Any, redis_url: str, database_url: str, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, server_settings: Any, redis_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A hold path that, when the seats are taken, grants them anyway."""
     real = HoldEngine.hold_seats
@@ -97,7 +97,8 @@ async def test_a_server_granting_a_seat_twice_fails_the_run(
 
     monkeypatch.setattr(HoldEngine, "hold_seats", double_granting)
     async with running_server(server_settings(hold_seconds=30)) as running:
-        stack = Stack(redis_url, database_url, tmp_path, server_url=running.url, server_pid=os.getpid(),
+        stack = Stack(redis_url, running.settings.database_url or "", tmp_path, server_url=running.url,
+                      server_pid=os.getpid(),
                       admin_token=ADMIN_TOKEN)  # fmt: skip
         parser = argparse.ArgumentParser()
         drop.add_arguments(parser)

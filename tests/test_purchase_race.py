@@ -46,7 +46,7 @@ async def shopper(server, event_id: str, seed: int, outcomes: list) -> None:
             return
 
 
-async def test_buyers_racing_for_overlapping_seats(server_settings, database_url):
+async def test_buyers_racing_for_overlapping_seats(server_settings):
     async with running_server(server_settings(checkout_seconds=1, hold_seconds=30)) as running:
         event_id = await running.create_event(grid_venue(1, 10, event_id=unique_id()))
         paid: list[tuple[str, str]] = []
@@ -72,7 +72,7 @@ async def test_buyers_racing_for_overlapping_seats(server_settings, database_url
             else:
                 assert pi.status == "canceled" or state == "refunded", (order_id, state, pi.status)
 
-        conn = await asyncpg.connect(database_url)
+        conn = await asyncpg.connect(running.settings.database_url)
         try:
             doubles = await conn.fetch(
                 "SELECT s.seat_id, count(*) FROM order_seats s JOIN orders o ON o.id = s.order_id"
