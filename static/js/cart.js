@@ -8,7 +8,7 @@
 // reload restores the cart from `GET /api/holds/{id}`.
 
 import { ApiError, NetworkError } from "./api.js";
-import { clock, clockWords, money, plural, seatName, tierName } from "./format.js";
+import { clock, clockWords, money, plural, seatItem, seatName, seatsInOrder } from "./format.js";
 
 const WARN_AT_SECONDS = 60;
 
@@ -297,30 +297,17 @@ export class Cart {
 
   _render() {
     const { list, empty, total, releaseAll, section } = this.el;
-    const seats = [...this.seats]
-      .map((id) => this.venue.seats[this.venue.index.get(id)])
-      .sort((a, b) => a.section.localeCompare(b.section) || a.row.localeCompare(b.row, undefined, { numeric: true }) || a.number - b.number);
+    const seats = seatsInOrder(this.venue, this.seats);
     list.replaceChildren(
       ...seats.map((seat) => {
-        const item = document.createElement("li");
-        item.className = "cart-seat";
-        item.dataset.seatId = seat.id;
-        const name = document.createElement("span");
-        name.className = "cart-seat-name";
-        name.textContent = seatName(seat);
-        const tier = document.createElement("span");
-        tier.className = `tier tier-${seat.tier.toLowerCase()}`;
-        tier.textContent = tierName(seat.tier);
-        const price = document.createElement("span");
-        price.className = "cart-seat-price";
-        price.textContent = money(seat.price_cents, this.venue.currency);
+        const item = seatItem(seat, this.venue.currency);
         const remove = document.createElement("button");
         remove.type = "button";
         remove.className = "link-button";
         remove.dataset.seat = seat.id;
         remove.textContent = "Remove";
         remove.setAttribute("aria-label", `Release ${seatName(seat)}`);
-        item.append(name, tier, price, remove);
+        item.append(remove);
         return item;
       }),
     );

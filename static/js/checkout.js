@@ -11,7 +11,7 @@
 // seats go back on sale, which is what the page says.
 
 import { ApiError, NetworkError } from "./api.js";
-import { clock, clockWords, money, plural, seatName, tierName } from "./format.js";
+import { clock, clockWords, money, plural, seatItem, seatsInOrder } from "./format.js";
 import { describeOrder, forgetOrder, isOrderKey, rememberOrder, STATUS_NAMES, storedOrderId } from "./orders.js";
 
 const WARN_AT_SECONDS = 60;
@@ -233,28 +233,8 @@ export class Checkout {
     legend.hidden = !order;
     panel.closest(".cart")?.classList.toggle("has-order", Boolean(order));
     if (!order) return;
-    const seats = order.seats
-      .map((id) => this.venue.seats[this.venue.index.get(id)])
-      .filter(Boolean)
-      .sort((a, b) => a.section.localeCompare(b.section) || a.row.localeCompare(b.row, undefined, { numeric: true }) || a.number - b.number);
-    list.replaceChildren(
-      ...seats.map((seat) => {
-        const item = document.createElement("li");
-        item.className = "cart-seat checkout-seat";
-        item.dataset.seatId = seat.id;
-        const name = document.createElement("span");
-        name.className = "cart-seat-name";
-        name.textContent = seatName(seat);
-        const tier = document.createElement("span");
-        tier.className = `tier tier-${seat.tier.toLowerCase()}`;
-        tier.textContent = tierName(seat.tier);
-        const price = document.createElement("span");
-        price.className = "cart-seat-price";
-        price.textContent = money(seat.price_cents, this.venue.currency);
-        item.append(name, tier, price);
-        return item;
-      }),
-    );
+    const seats = seatsInOrder(this.venue, order.seats);
+    list.replaceChildren(...seats.map((seat) => seatItem(seat, this.venue.currency, "cart-seat checkout-seat")));
     total.textContent = `${plural(order.seats.length, "seat")} · Total ${money(order.amount_cents, order.currency || this.venue.currency)}`;
     pay.hidden = !order.payment_url;
     if (order.payment_url) pay.href = order.payment_url;

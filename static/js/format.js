@@ -68,3 +68,29 @@ export function clockWords(seconds) {
 export function plural(n, word) {
   return `${n} ${word}${n === 1 ? "" : "s"}`;
 }
+
+/** The venue's seats for `ids`, in reading order: section, row, number. */
+export function seatsInOrder(venue, ids) {
+  return [...ids]
+    .map((id) => venue.seats[venue.index.get(id)])
+    .filter(Boolean)
+    .sort((a, b) => a.section.localeCompare(b.section) || a.row.localeCompare(b.row, undefined, { numeric: true }) || a.number - b.number);
+}
+
+/** A list item naming a seat with its tier and price (the cart and the checkout panel). */
+export function seatItem(seat, currency, className = "cart-seat") {
+  const item = document.createElement("li");
+  item.className = className;
+  item.dataset.seatId = seat.id;
+  const name = document.createElement("span");
+  name.className = "cart-seat-name";
+  name.textContent = seatName(seat);
+  const tier = document.createElement("span");
+  tier.className = `tier tier-${seat.tier.toLowerCase()}`;
+  tier.textContent = tierName(seat.tier);
+  const price = document.createElement("span");
+  price.className = "cart-seat-price";
+  price.textContent = money(seat.price_cents, currency);
+  item.append(name, tier, price);
+  return item;
+}
