@@ -220,13 +220,7 @@ class FanoutClients:
         return [text_frame(payload) for payload in list(self.diffs.values())[:count]]
 
     async def disconnect(self) -> int:
-        for client in self.clients:
-            client.close()
-        if self.clients:
-            await asyncio.wait([c.closed for c in self.clients], timeout=30)
-        for client in self.clients:
-            client.abort()
-        count = len(self.clients)
+        count = await wsclient.close_all(self.clients)
         self.clients = []
         self.diffs.clear()
         self.arrived.clear()

@@ -216,3 +216,14 @@ async def connect_many(
 
     await asyncio.gather(*(opener() for _ in range(max(1, min(parallel, count)))))
     return [c for c in clients if c is not None], failed
+
+
+async def close_all(clients: list[WsClient], timeout: float = 30) -> int:
+    """Close every client politely, give them `timeout` to finish, abort the rest; returns how many."""
+    for client in clients:
+        client.close()
+    if clients:
+        await asyncio.wait([c.closed for c in clients], timeout=timeout)
+    for client in clients:
+        client.abort()
+    return len(clients)
